@@ -1,0 +1,207 @@
+// Package ledger keeps byodrop's state in an object store, as human-readable
+// JSON under the state prefix:
+//
+//	sessions/<catalog>/<resource>/<instance>.json  one record per upload session
+//	open/<catalog>/<resource>/<instance>.json      index of the sessions still open
+//	claims/<hash>.json                             one claim per object version
+//	reports/<object key>.json                      the report of each dropped object
+//
+// Every change to a record or a claim is a conditional write (If-None-Match
+// to create, If-Match to replace), so any number of concurrent invocations
+// agree on one session per review and one upload per object version. The
+// open index lets the finalizer read only the sessions still open, whatever
+// the history. Claims are never deleted, only overwritten, because some
+// S3-compatible servers keep refusing If-None-Match on a deleted key of a
+// versioned bucket.
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/byodrop/byodrop/internal/blob"
+	"github.com/byodrop/byodrop/internal/review"
+)
+
+// Ledger reads and writes the state documents under one prefix.
+type Ledger struct {
+	store  blob.Store
+	prefix string
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// New returns a Ledger on store under prefix (normally ending in "/").
+func New(store blob.Store, prefix string) *Ledger {
+	return &Ledger{store: store, prefix: prefix, Now: time.Now}
+}
+
+// Store returns the store the ledger writes to.
+func (l *Ledger) Store() blob.Store { return l.store }
+
+// Prefix returns the state prefix.
+func (l *Ledger) Prefix() string { return l.prefix }
+
+func (l *Ledger) sessionKey(sessionKey string) string {
+	return l.prefix + "sessions/" + sessionKey + ".json"
+}
+
+func (l *Ledger) openKey(sessionKey string) string {
+	return l.prefix + "open/" + sessionKey + ".json"
+}
+
+// errNoChange lets an update function say that nothing needs writing.
+type noChange struct{}
+
+func (noChange) Error() string { return "no change" }
+
+// ErrNoChange, returned by an update function, ends Update without a write.
+var ErrNoChange error = noChange{}
+
+// maxRaces bounds how often a conditional write may lose in a row before
+// Update gives up with a transient error (the caller's retry takes over).
+const maxRaces = 64
+
+// update is the optimistic-concurrency loop shared by sessions and claims:
+// read, let fn change the document, write it back conditionally, and start
+// again when another writer got there first.
+func update[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error) (*T, error) {
+	for race := 0; ; race++ {
+		var doc T
+		obj, err := store.Get(ctx, key)
+		exists := err == nil
+		switch {
+		case exists:
+			if err := json.Unmarshal(obj.Data, &doc); err != nil {
+				return nil, review.Errorf(review.Internal, "ledger document %s is not valid JSON: %v", key, err)
+			}
+		case !blob.IsNotFound(err):
+			return nil, err
+		}
+		if err := fn(&doc, exists); err != nil {
+			if err == ErrNoChange {
+				return &doc, nil
+			}
+			return nil, err
+		}
+		data, err := json.MarshalIndent(&doc, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if exists {
+			_, err = store.Replace(ctx, key, data, obj.ETag)
+		} else {
+			_, err = store.Create(ctx, key, data)
+		}
+		if err == nil {
+			return &doc, nil
+		}
+		if !blob.IsPrecondition(err) {
+			return nil, err
+		}
+		if race >= maxRaces {
+			return nil, review.Errorf(review.Transient, "ledger %s: gave up after %d concurrent-write conflicts", key, race+1)
+		}
+		// Back off a little, with jitter, so that a crowd of writers on one
+		// record spreads out instead of colliding again.
+		wait := time.Duration(5+rand.IntN(20*min(race+1, 8))) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return nil, review.Errorf(review.Transient, "ledger %s: %w", key, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+func read[T any](ctx context.Context, store blob.Store, key string) (*T, error) {
+	obj, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var doc T
+	if err := json.Unmarshal(obj.Data, &doc); err != nil {
+		return nil, review.Errorf(review.Internal, "ledger document %s is not valid JSON: %v", key, err)
+	}
+	return &doc, nil
+}
+
+// Session reads the record of t's session; blob.ErrNotFound if there is none.
+func (l *Ledger) Session(ctx context.Context, t review.Target) (*Session, error) {
+	return l.SessionByKey(ctx, t.SessionKey())
+}
+
+// SessionByKey reads a record by its review.Target.SessionKey.
+func (l *Ledger) SessionByKey(ctx context.Context, sessionKey string) (*Session, error) {
+	return read[Session](ctx, l.store, l.sessionKey(sessionKey))
+}
+
+// UpdateSession applies fn to t's record and writes it back conditionally,
+// repeating on conflicts. fn gets a zero Session with exists false when
+// there is no record yet (fn must then fill it in, Target first); it may
+// return ErrNoChange to write nothing. fn can run several times: it must
+// only change the document it is given.
+func (l *Ledger) UpdateSession(ctx context.Context, t review.Target, fn func(s *Session, exists bool) error) (*Session, error) {
+	return update(ctx, l.store, l.sessionKey(t.SessionKey()), func(s *Session, exists bool) error {
+		if !exists {
+			s.Schema = schemaVersion
+			s.Target = t
+		}
+		return fn(s, exists)
+	})
+}
+
+// MarkOpen adds t's session to the open index.
+func (l *Ledger) MarkOpen(ctx context.Context, t review.Target) error {
+	data, _ := json.Marshal(map[string]string{"session": t.SessionKey()})
+	_, err := l.store.Put(ctx, l.openKey(t.SessionKey()), data)
+	return err
+}
+
+// MarkClosed removes t's session from the open index.
+func (l *Ledger) MarkClosed(ctx context.Context, sessionKey string) error {
+	return l.store.Delete(ctx, l.openKey(sessionKey))
+}
+
+// OpenSessions lists the session keys in the open index: one LIST request
+// per thousand open sessions, whatever the number of closed ones.
+func (l *Ledger) OpenSessions(ctx context.Context) ([]string, error) {
+	p := l.prefix + "open/"
+	keys, err := l.store.List(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if s, ok := strings.CutSuffix(strings.TrimPrefix(k, p), ".json"); ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// WriteReport stores r at reports/<r.Key>.json, replacing an older one.
+func (l *Ledger) WriteReport(ctx context.Context, r review.Report) error {
+	if r.At.IsZero() {
+		r.At = l.Now().UTC()
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := l.store.Put(ctx, l.ReportKey(r.Key), data); err != nil {
+		return fmt.Errorf("writing the report of %s: %w", r.Key, err)
+	}
+	return nil
+}
+
+// ReportKey is where the report of the object at key is stored.
+func (l *Ledger) ReportKey(key string) string { return l.prefix + "reports/" + key + ".json" }
+
+// Report reads the report of the object at key; blob.ErrNotFound if none.
+func (l *Ledger) Report(ctx context.Context, key string) (*review.Report, error) {
+	return read[review.Report](ctx, l.store, l.ReportKey(key))
+}
