@@ -22,6 +22,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testenv.CloseShared()
+	removeBuildDirs()
 	os.Exit(code)
 }
 
