@@ -121,6 +121,7 @@ type SettingError struct {
 	Problem string // what is wrong and, where it helps, what would be right
 }
 
+// Error is "SETTING: problem".
 func (e *SettingError) Error() string { return e.Setting + ": " + e.Problem }
 
 // Kind is review.Invalid: a deployment with a bad setting must be fixed,

@@ -55,6 +55,7 @@ const (
 	Manifest
 )
 
+// String is "csv" or "manifest", for logs.
 func (k Kind) String() string {
 	if k == Manifest {
 		return "manifest"
@@ -70,7 +71,7 @@ type Key struct {
 	// File is the key's base name, used as the multipart filename of the
 	// upload. It never contains '/'.
 	File string
-	Kind Kind
+	Kind Kind // CSV, or Manifest for manifest.json
 	// Route is the route name of a route-form key, "" for the canonical form.
 	Route string
 }
