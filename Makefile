@@ -1,0 +1,132 @@
+# byodrop: the project's vocabulary. `make help` lists the targets.
+#
+# Every Go command here works with GOFLAGS unset; flags that matter are
+# spelled out. Tools (versitygw, aws-lambda-rie, staticcheck) are pinned in
+# tools/go.mod and built into ./bin by `make tools`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN_DIR   := $(CURDIR)/bin
+BUILD_DIR := $(CURDIR)/build
+
+# Lambda bootstraps: provided.al2023 on arm64, a static binary speaking only
+# the Runtime API (lambda.norpc), reproducible (-trimpath, no build id, no VCS
+# stamp) and stripped.
+LAMBDA_GOOS   := linux
+LAMBDA_GOARCH := arm64
+LAMBDA_FLAGS  := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w -buildid='
+
+# `go test` bounds: the whole suite must stay well under ten minutes on two cores.
+TEST_TIMEOUT ?= 8m
+FUZZTIME     ?= 10s
+FUZZPKGS     ?= ./...
+# 1: a missing tool (versitygw, aws-lambda-rie, qemu-aarch64-static) fails
+# the tests that need it; 0: they are skipped with the reason.
+REQUIRE_TOOLS ?= 1
+TEST_ENV := BYODROP_BIN_DIR=$(BIN_DIR) BYODROP_REQUIRE_TOOLS=$(REQUIRE_TOOLS)
+
+TOOLS := $(BIN_DIR)/versitygw $(BIN_DIR)/aws-lambda-rie $(BIN_DIR)/staticcheck
+
+.PHONY: help tools build build-IngestFunction build-FinalizeFunction test fuzz \
+	lint invoke-ingest invoke-finalize local bench soak replay deploy clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-24s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "  Variables: EVENT=events/... (invoke-*), FUZZTIME=$(FUZZTIME), TEST_TIMEOUT=$(TEST_TIMEOUT), REQUIRE_TOOLS=$(REQUIRE_TOOLS)"
+
+# --- tools ----------------------------------------------------------------
+
+tools: $(TOOLS) ## build the pinned tools into ./bin (only when missing or outdated)
+
+# One `go build` makes all three; rebuilt when the pins change. The touch
+# keeps make's view right when go decides a binary is already up to date.
+$(TOOLS) &: tools/go.mod tools/go.sum
+	@echo "==> building pinned tools into $(BIN_DIR) (versitygw, aws-lambda-rie, staticcheck)"
+	cd tools && $(GO) build -o $(BIN_DIR)/ tool
+	@touch $(TOOLS)
+
+# --- build ----------------------------------------------------------------
+
+build: ## build both arm64 bootstraps into build/<Function>/bootstrap
+	$(MAKE) --no-print-directory build-IngestFunction ARTIFACTS_DIR=$(BUILD_DIR)/IngestFunction
+	$(MAKE) --no-print-directory build-FinalizeFunction ARTIFACTS_DIR=$(BUILD_DIR)/FinalizeFunction
+
+# `sam build` calls these with ARTIFACTS_DIR set (Metadata: BuildMethod: makefile).
+build-IngestFunction: ## sam build hook: ingest bootstrap into $(ARTIFACTS_DIR)
+	$(call lambda-build,./functions/ingest)
+
+build-FinalizeFunction: ## sam build hook: finalize bootstrap into $(ARTIFACTS_DIR)
+	$(call lambda-build,./functions/finalize)
+
+define lambda-build
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it; or use make build)"; exit 1; }
+	mkdir -p "$(ARTIFACTS_DIR)"
+	CGO_ENABLED=0 GOOS=$(LAMBDA_GOOS) GOARCH=$(LAMBDA_GOARCH) \
+		$(GO) build $(LAMBDA_FLAGS) -o "$(ARTIFACTS_DIR)/bootstrap" $(1)
+endef
+
+# --- test -----------------------------------------------------------------
+
+test: tools ## run every test, then a bounded fuzz run of each fuzz target
+	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Fuzz targets are found with `go test -list`; each runs for FUZZTIME (go
+# allows one -fuzz target per package per run).
+fuzz: ## run each Fuzz* target for FUZZTIME (default 10s)
+	@set -euo pipefail; \
+	targets=$$($(GO) test -list '^Fuzz' $(FUZZPKGS) | awk '/^Fuzz/ {names = names " " $$1; next} /^ok/ {if (names != "") print $$2 names; names = ""}'); \
+	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi; \
+	while read -r pkg names; do \
+		for name in $$names; do \
+			echo "==> fuzz $$pkg $$name for $(FUZZTIME)"; \
+			$(TEST_ENV) $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done <<< "$$targets"
+
+# Placeholder name for the long-running test; not part of `make test`.
+soak: tools ## long soak test (-tags soak), up to 30 minutes
+	$(TEST_ENV) $(GO) test -run TestSoak -tags soak ./internal/soak/ -v -timeout 30m
+
+# --- lint -----------------------------------------------------------------
+
+lint: tools ## gofmt, go vet, staticcheck (pinned), cfn-lint when present
+	@echo "==> gofmt"; out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+	@echo "==> go vet"; $(GO) vet ./...
+	@echo "==> staticcheck"; $(BIN_DIR)/staticcheck ./...
+	@if command -v cfn-lint >/dev/null 2>&1; then echo "==> cfn-lint ($$(cfn-lint --version))"; cfn-lint template.yaml; \
+	else echo "cfn-lint not found; skipping template lint"; fi
+
+# --- run locally ----------------------------------------------------------
+
+# One invocation of a host build of the bootstrap under the runtime emulator,
+# against a local S3 server and the Graph emulator, settings from events/env.json.
+invoke-ingest: EVENT ?= events/s3-put.json
+invoke-ingest: tools ## invoke ingest once: make invoke-ingest EVENT=events/s3-put.json
+	$(GO) run ./cmd/byodrop-local invoke -function ingest -event $(EVENT) -env events/env.json
+
+invoke-finalize: EVENT ?= events/scheduled.json
+invoke-finalize: tools ## invoke finalize once with events/scheduled.json (or EVENT=...)
+	$(GO) run ./cmd/byodrop-local invoke -function finalize -event $(EVENT) -env events/env.json
+
+local: tools ## the whole pipeline on this machine, no AWS account needed
+	$(GO) run ./cmd/byodrop-local run
+
+bench: tools ## benchmarks against the local emulators
+	$(GO) run ./cmd/bench
+
+replay: ## resend failed events from the failure queue: make replay REPLAY_ARGS='...'
+	$(GO) run ./cmd/replay $(REPLAY_ARGS)
+
+# --- deploy (not run in CI) -----------------------------------------------
+
+deploy: ## sam build && sam deploy, with samconfig.toml (needs the SAM CLI and AWS credentials)
+	@command -v sam >/dev/null 2>&1 || { echo "sam (the AWS SAM CLI) not found; install it to deploy"; exit 1; }
+	sam build
+	sam deploy
+
+clean: ## remove build outputs (not ./bin)
+	rm -rf $(BUILD_DIR) .aws-sam
