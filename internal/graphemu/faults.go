@@ -1,6 +1,7 @@
 package graphemu
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -100,6 +101,12 @@ func (s *Server) applyFault(x *exchange) bool {
 		return false
 	}
 	x.fault = "delay"
+	if f.Delay > 0 && x.op != "upload" && x.r.ContentLength >= 0 && x.r.ContentLength <= 1<<20 {
+		// Take in a small body before waiting: net/http notices a client
+		// that leaves (and cancels the context) only once the body is read.
+		b, _ := io.ReadAll(x.r.Body)
+		x.r.Body = io.NopCloser(bytes.NewReader(b))
+	}
 	if f.Delay > 0 && !s.sleep(x.r.Context(), f.Delay) {
 		return true // the client left, or the server is closing
 	}
