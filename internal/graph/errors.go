@@ -86,8 +86,8 @@ func (e *Error) Retryable() bool {
 
 // Kind classifies e for the caller: throttling, server errors and lost
 // connections are Transient; 409 is Conflict; 404 NotFound; 410, or a 4xx
-// that says the session no longer accepts data on an upload or a patch, is
-// Gone; 401 and 403 are Internal (a credential or permission problem of the
+// that says the session no longer accepts changes on an upload, a patch or
+// a delete, is Gone; 401 and 403 are Internal (a credential or permission problem of the
 // deployment, never the dropped file's fault: the event is kept for replay);
 // any other 4xx is Invalid.
 func (e *Error) Kind() review.Kind {
@@ -105,7 +105,7 @@ func (e *Error) Kind() review.Kind {
 		return review.Internal
 	case e.StatusCode == http.StatusNotFound:
 		return review.NotFound
-	case (e.Op == OpUpload || e.Op == OpPatch) && e.StatusCode >= 400 && e.StatusCode < 500 && e.saysNotActive():
+	case (e.Op == OpUpload || e.Op == OpPatch || e.Op == OpDelete) && e.StatusCode >= 400 && e.StatusCode < 500 && e.saysNotActive():
 		return review.Gone
 	case e.StatusCode == http.StatusConflict:
 		return review.Conflict

@@ -35,7 +35,8 @@ func TestErrorKindAndRetryableByStatus(t *testing.T) {
 		{OpUpload, 400, "BadRequest", "The upload session is not active.", review.Gone, false},
 		{OpPatch, 409, "", "Session has expired", review.Gone, false},
 		{OpPatch, 400, "UploadSessionCompleted", "", review.Gone, false},
-		{OpCreate, 400, "BadRequest", "Session has expired", review.Invalid, false}, // only upload/patch
+		{OpDelete, 400, "sessionNotActive", "Upload session is not active (status: complete)", review.Gone, false},
+		{OpCreate, 400, "BadRequest", "Session has expired", review.Invalid, false}, // only upload/patch/delete
 		{OpUpload, 400, "BadRequest", "Invalid multipart body", review.Invalid, false},
 		{OpUpload, 413, "", "", review.Invalid, false},
 		{OpGet, 401, "InvalidAuthenticationToken", "", review.Internal, false},
