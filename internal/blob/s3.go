@@ -30,12 +30,12 @@ type S3 struct {
 func (b *S3) Get(ctx context.Context, key string) (Object, error) {
 	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.Bucket, Key: &key})
 	if err != nil {
-		return Object{}, b.wrap("get", key, err)
+		return Object{}, b.Wrap("get", key, err)
 	}
 	defer out.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(out.Body, maxDocument+1))
 	if err != nil {
-		return Object{}, b.wrap("get", key, err)
+		return Object{}, b.Wrap("get", key, err)
 	}
 	if len(data) > maxDocument {
 		return Object{}, review.Errorf(review.Invalid, "s3://%s/%s: ledger document larger than %d bytes", b.Bucket, key, maxDocument)
@@ -71,7 +71,7 @@ func (b *S3) put(ctx context.Context, op, key string, data []byte, cond func(*s3
 	}
 	out, err := b.Client.PutObject(ctx, in)
 	if err != nil {
-		return "", b.wrap(op, key, err)
+		return "", b.Wrap(op, key, err)
 	}
 	return aws.ToString(out.ETag), nil
 }
@@ -79,8 +79,8 @@ func (b *S3) put(ctx context.Context, op, key string, data []byte, cond func(*s3
 // Delete implements Store.
 func (b *S3) Delete(ctx context.Context, key string) error {
 	_, err := b.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.Bucket, Key: &key})
-	if err != nil && !errors.Is(b.wrap("delete", key, err), ErrNotFound) {
-		return b.wrap("delete", key, err)
+	if err != nil && !errors.Is(b.Wrap("delete", key, err), ErrNotFound) {
+		return b.Wrap("delete", key, err)
 	}
 	return nil
 }
@@ -92,7 +92,7 @@ func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, b.wrap("list", prefix, err)
+			return nil, b.Wrap("list", prefix, err)
 		}
 		for _, o := range page.Contents {
 			keys = append(keys, aws.ToString(o.Key))
@@ -101,9 +101,9 @@ func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
-// wrap turns an S3 error into ErrNotFound, ErrPrecondition or an error whose
+// Wrap turns an S3 error into ErrNotFound, ErrPrecondition or an error whose
 // kind says whether a retry can help, naming the operation and the object.
-func (b *S3) wrap(op, key string, err error) error {
+func (b *S3) Wrap(op, key string, err error) error {
 	where := fmt.Sprintf("s3 %s s3://%s/%s", op, b.Bucket, key)
 	status := 0
 	var re *awshttp.ResponseError

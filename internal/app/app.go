@@ -1,0 +1,118 @@
+// Package app is byodrop's composition root: it reads the settings once at
+// start-up and builds the adapters (S3, Graph, Entra tokens, logs) that the
+// functions' handlers are made of. A bad setting stops the start-up with a
+// message naming it, never an invocation half-way.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/byodrop/byodrop/internal/blob"
+	"github.com/byodrop/byodrop/internal/config"
+	"github.com/byodrop/byodrop/internal/entra"
+	"github.com/byodrop/byodrop/internal/finalize"
+	"github.com/byodrop/byodrop/internal/graph"
+	"github.com/byodrop/byodrop/internal/ingest"
+	"github.com/byodrop/byodrop/internal/ledger"
+	"github.com/byodrop/byodrop/internal/review"
+)
+
+// App holds what both functions are built from.
+type App struct {
+	Settings config.Settings
+	Profile  graph.Profile
+	Graph    *graph.Client
+	S3       *s3.Client
+	AWS      aws.Config
+	Log      *slog.Logger
+}
+
+// Load reads the settings from the environment and builds the adapters.
+func Load(ctx context.Context) (*App, error) {
+	log := lambdacontext.NewLogger()
+	settings, err := config.FromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	profile, err := graph.ProfileByName(settings.GraphAPI)
+	if err != nil {
+		return nil, fmt.Errorf("GRAPH_API: %w", err)
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		o.UsePathStyle = settings.S3PathStyle
+		if settings.S3Endpoint != "" {
+			// Local S3-compatible servers answer without the checksums that
+			// newer SDKs ask for by default.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+	})
+	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	tokens, err := entra.NewSecretSource(entra.Options{
+		TenantID: settings.TenantID, ClientID: settings.ClientID, ClientSecret: settings.ClientSecret,
+		AuthorityHost: settings.AuthorityHost, HTTPClient: httpClient,
+	})
+	if err != nil {
+		return nil, err
+	}
+	gc, err := graph.New(graph.Config{
+		Endpoint:   settings.GraphEndpoint,
+		Profile:    profile,
+		Tokens:     tokens,
+		HTTPClient: httpClient,
+		OnRetry: func(op string, attempt int, err error, wait time.Duration) {
+			log.Warn("graph call retried", "op", op, "attempt", attempt, "wait_ms", wait.Milliseconds(), "error", err.Error())
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &App{Settings: settings, Profile: profile, Graph: gc, S3: s3c, AWS: awsCfg, Log: log}, nil
+}
+
+// Ingest returns the ingest function's handler.
+func (a *App) Ingest() *ingest.Handler {
+	return &ingest.Handler{
+		Settings: a.Settings, Graph: a.Graph, CanList: a.Profile.CanList, NeedsSource: a.Profile.Name == "beta-2025", Profile: a.Profile.Name,
+		S3: a.S3, Log: a.Log,
+	}
+}
+
+// Finalize returns the finalize function's handler. The finalizer has no
+// event to take a bucket from, so STATE_BUCKET is required.
+func (a *App) Finalize() (func(ctx context.Context, _ finalize.Input) (finalize.Summary, error), error) {
+	if a.Settings.StateBucket == "" {
+		return nil, fmt.Errorf("STATE_BUCKET: required by the finalizer (the bucket that holds the ledger)")
+	}
+	return func(ctx context.Context, _ finalize.Input) (finalize.Summary, error) {
+		led := ledger.New(&blob.S3{Client: a.S3, Bucket: a.Settings.StateBucket}, a.Settings.StatePrefix)
+		c := &finalize.Closer{
+			Graph: a.Graph, Ledger: led, Log: a.Log, Owner: owner(ctx),
+			Policy: review.Policy{QuietPeriod: a.Settings.QuietPeriod, CloseMargin: a.Settings.CloseMargin},
+		}
+		s, err := c.Run(ctx)
+		a.Log.InfoContext(ctx, "finalize run", "summary", s)
+		return s, err
+	}, nil
+}
+
+func owner(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		return lc.AwsRequestID
+	}
+	return fmt.Sprintf("local-%d", time.Now().UnixNano())
+}
