@@ -216,9 +216,11 @@ func (e *TokenError) Kind() review.Kind {
 	if errors.As(e.Err, &ne) && ne.Timeout() || errors.Is(e.Err, context.DeadlineExceeded) {
 		return review.Transient
 	}
-	if k := review.KindOf(e.Err); k != review.Internal {
-		return k
+	if review.KindOf(e.Err) == review.Transient {
+		return review.Transient
 	}
+	// Never Invalid, even for a malformed tenant id: a wrong setting must
+	// not get a dropped file rejected.
 	return review.Internal
 }
 

@@ -204,6 +204,10 @@ func TestFailuresAreTokenErrorsAndNotCached(t *testing.T) {
 	if _, err := s.Token(context.Background(), false); review.KindOf(err) != review.Internal {
 		t.Fatalf("kind %v", review.KindOf(err))
 	}
+	f.err = review.Errorf(review.Invalid, "invalid tenant id")
+	if _, err := s.Token(context.Background(), false); review.KindOf(err) != review.Internal {
+		t.Fatalf("a configuration error has kind %v, want internal (never reject a file for it)", review.KindOf(err))
+	}
 	f.err = nil
 	if tok := mustToken(t, s, false); tok == "" {
 		t.Fatal("no token after recovery")
