@@ -108,7 +108,10 @@ func (s *Server) applyFault(x *exchange) bool {
 		x.r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	if f.Delay > 0 && !s.sleep(x.r.Context(), f.Delay) {
-		return true // the client left, or the server is closing
+		// The client left, or the server is closing: send nothing at
+		// all (returning would send an empty 200).
+		x.reset()
+		return true
 	}
 	switch {
 	case f.Status != 0:

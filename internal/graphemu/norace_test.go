@@ -1,0 +1,5 @@
+//go:build !race
+
+package graphemu
+
+const raceEnabled = false
