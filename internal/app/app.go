@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
@@ -46,7 +45,7 @@ func Load(ctx context.Context) (*App, error) {
 	}
 	profile, err := graph.ProfileByName(settings.GraphAPI)
 	if err != nil {
-		return nil, fmt.Errorf("GRAPH_API: %w", err)
+		return nil, err
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -61,19 +60,21 @@ func Load(ctx context.Context) (*App, error) {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 	})
-	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	scope, err := entra.ScopeFor(settings.GraphEndpoint)
+	if err != nil {
+		return nil, err
+	}
 	tokens, err := entra.NewSecretSource(entra.Options{
 		TenantID: settings.TenantID, ClientID: settings.ClientID, ClientSecret: settings.ClientSecret,
-		AuthorityHost: settings.AuthorityHost, HTTPClient: httpClient,
+		AuthorityHost: settings.AuthorityHost, Scope: scope,
 	})
 	if err != nil {
 		return nil, err
 	}
 	gc, err := graph.New(graph.Config{
-		Endpoint:   settings.GraphEndpoint,
-		Profile:    profile,
-		Tokens:     tokens,
-		HTTPClient: httpClient,
+		Endpoint: settings.GraphEndpoint,
+		Profile:  profile,
+		Tokens:   tokens,
 		OnRetry: func(op string, attempt int, err error, wait time.Duration) {
 			log.Warn("graph call retried", "op", op, "attempt", attempt, "wait_ms", wait.Milliseconds(), "error", err.Error())
 		},
