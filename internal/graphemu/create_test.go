@@ -177,3 +177,24 @@ func TestOnlyOneSessionPerResourceAndReviewInstance(t *testing.T) {
 		create(t, s, s.IssueToken(), "beta", inst)
 	})
 }
+
+// Concurrent creates for one pair: exactly one wins, the others conflict.
+func TestConcurrentCreatesMakeOneSession(t *testing.T) {
+	s := startT(t, Options{})
+	tok := s.IssueToken()
+	const n = 12
+	statuses := make(chan int, n)
+	for range n {
+		go func() {
+			r := sendJSON(t, s, http.MethodPost, collection(s, "v1.0", catalogID, resourceID), tok, createBody("v1.0", defID, instID))
+			statuses <- r.status
+		}()
+	}
+	count := map[int]int{}
+	for range n {
+		count[<-statuses]++
+	}
+	if count[201] != 1 || count[409] != n-1 || len(s.Sessions()) != 1 {
+		t.Errorf("statuses %v, %d sessions; want one 201 and %d 409", count, len(s.Sessions()), n-1)
+	}
+}

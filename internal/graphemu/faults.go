@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -47,7 +48,13 @@ type faultState struct {
 
 // Inject adds a fault. Faults apply in the order they were injected; a
 // request gets at most one.
+// It panics on an unknown Op, which would otherwise never match.
 func (s *Server) Inject(f Fault) {
+	switch f.Op {
+	case "", "token", "discovery", "create", "get", "list", "patch", "delete", "upload":
+	default:
+		panic("graphemu: Inject: unknown Fault.Op " + strconv.Quote(f.Op))
+	}
 	left := f.Times
 	if left == 0 {
 		left = 1

@@ -212,3 +212,13 @@ func TestInjectedDropResponse(t *testing.T) {
 		t.Errorf("journal %+v", j[0])
 	}
 }
+
+func TestInjectPanicsOnAnUnknownOp(t *testing.T) {
+	s := startT(t, Options{})
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic for Op \"uploadFile\"")
+		}
+	}()
+	s.Inject(Fault{Op: "uploadFile", Status: 500})
+}

@@ -29,6 +29,7 @@ type exchange struct {
 // the Graph session API, applying injected faults first.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.enter() {
+		w.Header().Set("request-id", newGUID())
 		http.Error(w, "graphemu is closing", http.StatusServiceUnavailable)
 		return
 	}
