@@ -106,11 +106,11 @@ lint: tools ## gofmt, go vet, staticcheck (pinned), cfn-lint when present
 # against a local S3 server and the Graph emulator, settings from events/env.json.
 invoke-ingest: EVENT ?= events/s3-put.json
 invoke-ingest: tools ## invoke ingest once: make invoke-ingest EVENT=events/s3-put.json
-	$(GO) run ./cmd/byodrop-local invoke -function ingest -event $(EVENT) -env events/env.json
+	$(GO) run ./cmd/byodrop-local invoke -function ingest $(foreach e,$(EVENT),-event $(e)) -env events/env.json
 
 invoke-finalize: EVENT ?= events/scheduled.json
 invoke-finalize: tools ## invoke finalize once with events/scheduled.json (or EVENT=...)
-	$(GO) run ./cmd/byodrop-local invoke -function finalize -event $(EVENT) -env events/env.json
+	$(GO) run ./cmd/byodrop-local invoke -function finalize $(foreach e,$(EVENT),-event $(e)) -env events/env.json
 
 local: tools ## the whole pipeline on this machine, no AWS account needed
 	$(GO) run ./cmd/byodrop-local run
