@@ -107,7 +107,9 @@ func (s *Server) applyFault(x *exchange) bool {
 	if !ok {
 		return false
 	}
-	x.fault = "delay"
+	if f.Delay > 0 {
+		x.fault = "delay"
+	}
 	if f.Delay > 0 && x.op != "upload" && x.r.ContentLength >= 0 && x.r.ContentLength <= 1<<20 {
 		// Take in a small body before waiting: net/http notices a client
 		// that leaves (and cancels the context) only once the body is read.
