@@ -366,7 +366,7 @@ func printReport(out io.Writer, indent string, r review.Report) {
 	switch {
 	case strings.HasSuffix(r.Key, "/"+manifestName) && r.Status == review.Uploaded:
 		fmt.Fprintf(out, ": manifest listing %d files", r.Rows)
-	case r.Rows > 0 || r.Bytes > 0:
+	case r.Status != review.Rejected && (r.Rows > 0 || r.Bytes > 0):
 		fmt.Fprintf(out, ": %d rows, %d bytes", r.Rows, r.Bytes)
 	}
 	if r.SessionID != "" {
