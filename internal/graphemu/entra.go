@@ -200,7 +200,10 @@ func (s *Server) serveToken(x *exchange, tenant string) {
 		x.entraError(http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 		return
 	case secret != "":
-		if subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret)) != 1 {
+		s.mu.Lock()
+		want := s.opts.ClientSecret
+		s.mu.Unlock()
+		if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
 			x.entraError(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+s.opts.ClientID+"'.")
 			return
 		}

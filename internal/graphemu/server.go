@@ -218,8 +218,22 @@ func (s *Server) TokenURL() string {
 	return s.url + "/" + s.opts.TenantID + "/oauth2/v2.0/token"
 }
 
-// Options returns the options in effect, defaults filled in.
-func (s *Server) Options() Options { return s.opts }
+// Options returns the options in effect, defaults filled in; ClientSecret
+// is the one SetClientSecret set last.
+func (s *Server) Options() Options {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts
+}
+
+// SetClientSecret replaces the app's client secret, as rotating it in Entra
+// does: from now on the token endpoint accepts the new secret only. Tokens
+// already issued stay valid until they expire (see ExpireTokens).
+func (s *Server) SetClientSecret(secret string) {
+	s.mu.Lock()
+	s.opts.ClientSecret = secret
+	s.mu.Unlock()
+}
 
 // CAFile is the path of a PEM file holding the CA certificate, for the
 // SSL_CERT_FILE of child processes. It is removed by Close.
