@@ -180,7 +180,16 @@ func (h *Handler) finish(ctx context.Context, o *object, status review.Status, e
 	// The report is written even when the invocation's time is up.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	werr := o.led.WriteReport(wctx, o.report)
+	var werr error
+	if errors.Is(err, errObjectGone) && reportsOtherVersion(wctx, o) {
+		// Events come in any order: this version was replaced before its
+		// event was handled, and the key's report already describes
+		// another version. A rejection of a version nobody can see any
+		// more must not replace it.
+		h.log().Info("report left as it is: it describes another version of the key", "key", o.key)
+	} else {
+		werr = o.led.WriteReport(wctx, o.report)
+	}
 	elapsed := h.now().Sub(o.start)
 	attrs := []any{"key", o.key, "outcome", status, "bytes", o.report.Bytes, "rows", o.report.Rows,
 		"duration_ms", elapsed.Milliseconds()}
@@ -213,6 +222,16 @@ func (h *Handler) finish(ctx context.Context, o *object, status review.Status, e
 		return werr
 	}
 	return nil
+}
+
+// reportsOtherVersion reports whether the key's current report is about a
+// version of the object other than o's.
+func reportsOtherVersion(ctx context.Context, o *object) bool {
+	cur, err := o.led.Report(ctx, o.key)
+	if err != nil {
+		return false
+	}
+	return cur.VersionID != o.ref.VersionID || cur.ETag != o.ref.ETag
 }
 
 // fieldError turns err into the report's error entry.
