@@ -89,11 +89,18 @@ type InvokeResult struct {
 	FunctionError bool
 	ErrorType     string
 	ErrorMessage  string
-	// InitDuration is the cold start, non-zero only on the invocation that
-	// started the bootstrap; Duration is the emulator's measure of the
-	// invocation. Both come from its REPORT line, zero if it did not appear.
+	// ColdStart is true for the invocation that started the bootstrap; its
+	// REPORT line carries InitDuration. The emulator starts the process
+	// without waiting for the runtime to ask for work, so InitDuration is
+	// near zero and the runtime's own start-up shows in this invocation's
+	// Duration and Elapsed instead. Duration is the emulator's measure of
+	// the invocation. All three come from the REPORT line (zero if it did
+	// not appear).
+	ColdStart    bool
 	InitDuration time.Duration
 	Duration     time.Duration
+	// Elapsed is the round trip as the caller saw it.
+	Elapsed time.Duration
 }
 
 // StartRIE starts the emulator for opts.Bootstrap on free loopback ports and
@@ -223,6 +230,7 @@ func (r *RIE) Invoke(ctx context.Context, payload []byte) (InvokeResult, error) 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Amzn-RequestId", id)
+	start := time.Now()
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return InvokeResult{}, fmt.Errorf("invoke %s: %w; emulator output: %s", id, err, tail(r.Logs(), 2000))
@@ -232,7 +240,7 @@ func (r *RIE) Invoke(ctx context.Context, payload []byte) (InvokeResult, error) 
 	if err != nil {
 		return InvokeResult{}, fmt.Errorf("invoke %s: read response: %w", id, err)
 	}
-	res := InvokeResult{RequestID: id, StatusCode: resp.StatusCode, Payload: body}
+	res := InvokeResult{RequestID: id, StatusCode: resp.StatusCode, Payload: body, Elapsed: time.Since(start)}
 	classify(&res)
 	r.readReport(ctx, &res)
 	return res, nil
@@ -274,7 +282,7 @@ func (r *RIE) readReport(ctx context.Context, res *InvokeResult) {
 				continue
 			}
 			if m[2] != "" {
-				res.InitDuration = msDuration(m[2])
+				res.ColdStart, res.InitDuration = true, msDuration(m[2])
 			}
 			res.Duration = msDuration(m[3])
 			return

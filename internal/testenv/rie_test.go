@@ -78,15 +78,15 @@ func TestRIEInvokeReturnsPayloadAndReportsColdStart(t *testing.T) {
 	if first.FunctionError || string(first.Payload) != `{"hello":"world"}` {
 		t.Fatalf("first invoke = %+v (payload %s), want the payload back", first, first.Payload)
 	}
-	if first.InitDuration <= 0 || first.Duration <= 0 {
-		t.Errorf("first invoke: init %v, duration %v; want both from the REPORT line", first.InitDuration, first.Duration)
+	if !first.ColdStart || first.Duration <= 0 || first.Elapsed < first.Duration {
+		t.Errorf("first invoke: cold %v, duration %v, elapsed %v; want a cold start and its duration from the REPORT line", first.ColdStart, first.Duration, first.Elapsed)
 	}
 	second := invoke(t, r, `[1,2,3]`)
 	if second.FunctionError || string(second.Payload) != `[1,2,3]` {
 		t.Fatalf("warm invoke = %+v (payload %s)", second, second.Payload)
 	}
-	if second.InitDuration != 0 {
-		t.Errorf("warm invoke reported init %v, want 0 (the bootstrap is reused)", second.InitDuration)
+	if second.ColdStart || second.Duration <= 0 {
+		t.Errorf("warm invoke: cold %v, duration %v; want a warm start (the bootstrap is reused) with its REPORT line", second.ColdStart, second.Duration)
 	}
 	if second.RequestID == first.RequestID || !strings.Contains(r.Logs(), "REPORT RequestId: "+second.RequestID) {
 		t.Errorf("request ids %s, %s: want distinct ids with their REPORT lines in the logs", first.RequestID, second.RequestID)
