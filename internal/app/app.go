@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/byodrop/byodrop/internal/graph"
 	"github.com/byodrop/byodrop/internal/ingest"
 	"github.com/byodrop/byodrop/internal/ledger"
+	"github.com/byodrop/byodrop/internal/metrics"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
@@ -34,11 +36,16 @@ type App struct {
 	S3       *s3.Client
 	AWS      aws.Config
 	Log      *slog.Logger
+	// Metrics collects an invocation's metrics; each function flushes them
+	// to standard output (CloudWatch's embedded metric format) when an
+	// invocation ends.
+	Metrics *metrics.Recorder
 }
 
 // Load reads the settings from the environment and builds the adapters.
 func Load(ctx context.Context) (*App, error) {
 	log := lambdacontext.NewLogger()
+	rec := metrics.New(os.Stdout, lambdacontext.FunctionName)
 	settings, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		return nil, err
@@ -76,21 +83,35 @@ func Load(ctx context.Context) (*App, error) {
 		Profile:  profile,
 		Tokens:   tokens,
 		OnRetry: func(op string, attempt int, err error, wait time.Duration) {
+			rec.GraphRetry()
 			log.Warn("graph call retried", "op", op, "attempt", attempt, "wait_ms", wait.Milliseconds(), "error", err.Error())
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &App{Settings: settings, Profile: profile, Graph: gc, S3: s3c, AWS: awsCfg, Log: log}, nil
+	return &App{Settings: settings, Profile: profile, Graph: gc, S3: s3c, AWS: awsCfg, Log: log, Metrics: rec}, nil
 }
 
 // Ingest returns the ingest function's handler.
-func (a *App) Ingest() *ingest.Handler {
-	return &ingest.Handler{
+func (a *App) Ingest() *IngestFunction {
+	return &IngestFunction{Handler: &ingest.Handler{
 		Settings: a.Settings, Graph: a.Graph, CanList: a.Profile.CanList, NeedsSource: a.Profile.Name == "beta-2025", Profile: a.Profile.Name,
-		S3: a.S3, Log: a.Log,
-	}
+		S3: a.S3, Log: a.Log, Metrics: a.Metrics,
+	}, metrics: a.Metrics}
+}
+
+// IngestFunction is the ingest handler with its metrics flushed at the end
+// of every invocation, whatever its outcome.
+type IngestFunction struct {
+	*ingest.Handler
+	metrics *metrics.Recorder
+}
+
+// Handle handles one invocation (see ingest.Handler.Handle).
+func (f *IngestFunction) Handle(ctx context.Context, payload json.RawMessage) error {
+	defer flush(ctx, f.metrics, f.Handler.Log)
+	return f.Handler.Handle(ctx, payload)
 }
 
 // Finalize returns the finalize function's handler. The finalizer has no
@@ -105,10 +126,20 @@ func (a *App) Finalize() (func(ctx context.Context, _ finalize.Input) (finalize.
 			Graph: a.Graph, Ledger: led, Log: a.Log, Owner: owner(ctx),
 			Policy: review.Policy{QuietPeriod: a.Settings.QuietPeriod, CloseMargin: a.Settings.CloseMargin},
 		}
+		defer flush(ctx, a.Metrics, a.Log)
 		s, err := c.Run(ctx)
 		a.Log.InfoContext(ctx, "finalize run", "summary", s)
+		a.Metrics.Finalized(s)
 		return s, err
 	}, nil
+}
+
+// flush writes the invocation's metrics; losing them is logged, never an
+// invocation's failure.
+func flush(ctx context.Context, rec *metrics.Recorder, log *slog.Logger) {
+	if err := rec.Flush(); err != nil && log != nil {
+		log.WarnContext(ctx, "metrics lost", "error", err.Error())
+	}
 }
 
 func owner(ctx context.Context) string {
