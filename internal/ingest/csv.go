@@ -136,7 +136,7 @@ func (h *Handler) ingestCSV(ctx context.Context, o *object, resumed bool) (revie
 func (h *Handler) commit(ctx context.Context, o *object, rec *ledger.Session) (review.Status, error) {
 	f := ledger.File{Name: o.parsed.File, Key: o.key, VersionID: o.ref.VersionID, ETag: o.ref.ETag,
 		Size: o.size, Rows: o.report.Rows, UploadedAt: h.now().UTC()}
-	_, err := o.led.UpdateSession(ctx, o.parsed.Target, func(s *ledger.Session, exists bool) error {
+	updated, err := o.led.UpdateSession(ctx, o.parsed.Target, func(s *ledger.Session, exists bool) error {
 		if !exists {
 			return review.Errorf(review.Internal, "the ledger record of session %s vanished", rec.SessionID)
 		}
@@ -148,8 +148,24 @@ func (h *Handler) commit(ctx context.Context, o *object, rec *ledger.Session) (r
 	if err != nil {
 		return review.Failed, fmt.Errorf("recording the upload in the ledger: %w", err)
 	}
-	h.closeIfComplete(ctx, o)
+	if h.manifestComplete(updated) {
+		h.closeIfComplete(ctx, o)
+	}
 	return review.Uploaded, nil
+}
+
+// manifestComplete reports whether the record, with this file in it, has a
+// manifest whose files are all uploaded: the one case in which ingest closes
+// the session itself. Only then is the session checked (a Graph read and
+// three ledger requests); every other file costs one Graph request, its
+// upload. A manifest recorded after this file's write sees the file in the
+// record and closes the session itself, so no completion is missed.
+func (h *Handler) manifestComplete(rec *ledger.Session) bool {
+	if rec == nil || rec.Manifest == nil {
+		return false
+	}
+	d := review.Decide(rec.Facts(), review.Policy{QuietPeriod: h.Settings.QuietPeriod, CloseMargin: h.Settings.CloseMargin}, h.now())
+	return d.Close && d.Reason == review.ReasonManifestComplete
 }
 
 // closeIfComplete closes the session now if its manifest is complete.
