@@ -277,7 +277,9 @@ func (e *Env) FunctionLogs() string {
 // may be called more than once.
 func (e *Env) Close() {
 	// What the emulators say while they are stopped is noise.
-	e.fnOut.close()
+	if e.fnOut != nil {
+		e.fnOut.close()
+	}
 	if e.Ingest != nil {
 		e.Ingest.Close()
 	}

@@ -80,8 +80,12 @@ func (e *Env) invokeFile(ctx context.Context, function, file string, payload []b
 			fmt.Fprintf(out, "s3://%s/%s is already in the bucket (eTag %s%s): the event announces it again\n", s.Bucket, s.Key, s.ETag, versionNote(s.VersionID))
 			continue
 		}
-		fmt.Fprintf(out, "seeded s3://%s/%s from events/data/%s (%d bytes, eTag %s%s)\n",
-			s.Bucket, s.Key, s.Sample, s.Size, s.ETag, versionNote(s.VersionID))
+		from := "events/data/" + s.Sample
+		if strings.HasPrefix(s.Sample, "(") {
+			from = s.Sample
+		}
+		fmt.Fprintf(out, "seeded s3://%s/%s from %s (%d bytes, eTag %s%s)\n",
+			s.Bucket, s.Key, from, s.Size, s.ETag, versionNote(s.VersionID))
 		if len(s.Rewrote) > 0 {
 			fmt.Fprintf(out, "  the event's %s rewritten to the stored object's, so that ingest reads what the event announces\n", strings.Join(s.Rewrote, ", "))
 		}

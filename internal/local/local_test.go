@@ -390,6 +390,13 @@ func TestInvokePrintsSeedingResponseAndReport(t *testing.T) {
 			want:   []string{"invoking FinalizeFunction with", `"checked": 0`},
 		},
 		{
+			name: "a manifest event without a sample gets a generated manifest", function: "ingest",
+			events: []string{"!" + string(local.PutEvent(local.Object{
+				Bucket: local.DropBucket, Key: sampleDir + "manifest.json", Size: 1, ETag: "0", VersionID: "sample",
+			}))},
+			want: []string{"from (generated manifest)", "eTag, versionId, size rewritten", "uploaded: manifest listing 1 files"},
+		},
+		{
 			name: "an event the function refuses is an error", function: "ingest",
 			events: []string{"!" + `{"Records": "not a list"}`}, wantErr: true,
 			want: []string{"function error (request "},

@@ -22,7 +22,7 @@ const DefaultSample = "badge-access.csv"
 // Seeded is one object put so that an event refers to something real.
 type Seeded struct {
 	Object
-	Sample string // the file of events/data it was made from
+	Sample string // the file of events/data it was made from, or "(generated manifest)"
 	// Reused says the object was put for an earlier event of this Env and
 	// is announced again, as S3 does when it delivers an event twice.
 	Reused bool
@@ -101,7 +101,12 @@ func (e *Env) SeedEvent(ctx context.Context, payload []byte) ([]byte, []Seeded, 
 func (e *Env) seed(ctx context.Context, bucket, key string) (Seeded, error) {
 	sample := path.Base(key)
 	data, err := os.ReadFile(filepath.Join(e.Root, "events", "data", sample))
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && sample == "manifest.json":
+		// A manifest listing the default sample, rather than a CSV that
+		// would only show that a CSV is not a manifest.
+		sample, data, err = "(generated manifest)", []byte(`{"files": ["`+DefaultSample+`"]}`), nil
+	case errors.Is(err, fs.ErrNotExist):
 		sample = DefaultSample
 		data, err = os.ReadFile(filepath.Join(e.Root, "events", "data", sample))
 	}
