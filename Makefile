@@ -89,7 +89,7 @@ fuzz: ## run each Fuzz* target for FUZZTIME (default 10s)
 
 # Placeholder name for the long-running test; not part of `make test`.
 soak: tools ## long soak test (-tags soak), up to 30 minutes
-	$(TEST_ENV) $(GO) test -run TestSoak -tags soak ./internal/soak/ -v -timeout 30m
+	$(TEST_ENV) $(GO) test -count=1 -run '^TestSoak$$' -tags soak ./internal/reliability/ -v -timeout 30m
 
 # --- lint -----------------------------------------------------------------
 

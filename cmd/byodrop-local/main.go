@@ -50,17 +50,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no subcommand")
 	}
-	for _, tool := range []string{"versitygw", "aws-lambda-rie"} {
-		if _, err := testenv.Tool(tool); err != nil {
-			return err // its message says to run make tools
-		}
-	}
 	switch args[0] {
 	case "run":
 		fs := flag.NewFlagSet("run", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		verbose := fs.Bool("v", false, "also print what the functions and the runtime emulators log")
 		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if err := checkTools(); err != nil {
 			return err
 		}
 		var opts local.Options
@@ -82,13 +80,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		if *function == "" || len(events) == 0 || fs.NArg() > 0 {
+		switch {
+		case *function == "" || len(events) == 0 || fs.NArg() > 0:
 			fmt.Fprint(stderr, usage)
 			return errors.New("invoke needs -function and -event")
+		case *function != "ingest" && *function != "finalize":
+			return fmt.Errorf("-function %q: want ingest or finalize", *function)
+		}
+		if err := checkTools(); err != nil {
+			return err
 		}
 		return local.InvokeWith(ctx, local.Options{EnvFile: *env}, *function, events, stdout)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown subcommand %q", args[0])
 	}
+}
+
+// checkTools finds the tools before anything starts; their error says to
+// run make tools.
+func checkTools() error {
+	for _, tool := range []string{"versitygw", "aws-lambda-rie"} {
+		if _, err := testenv.Tool(tool); err != nil {
+			return err
+		}
+	}
+	return nil
 }

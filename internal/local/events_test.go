@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/byodrop/byodrop/internal/graphemu"
 	"github.com/byodrop/byodrop/internal/local"
+	"github.com/byodrop/byodrop/internal/review"
 )
 
 func TestPutEventHasTheShapeS3Sends(t *testing.T) {
@@ -120,6 +123,37 @@ func TestReadEnvFileRefusesWhatSAMWouldNotRead(t *testing.T) {
 			}
 			if _, err := local.ReadEnvFile(path); err == nil {
 				t.Error("no error")
+			}
+		})
+	}
+}
+
+func TestSummaryCheckNeedsAClosedSessionAndARejectionWithItsReason(t *testing.T) {
+	closed := graphemu.SessionView{ID: "s1", Status: "complete", IsUploadDone: true}
+	open := graphemu.SessionView{ID: "s2", Status: "active"}
+	withReason := review.Report{Key: "incoming/x.csv", Status: review.Rejected, Errors: []review.FieldError{{Line: 4, Column: "PrincipalId", Message: "not a GUID"}}}
+	noReason := review.Report{Key: "incoming/y.csv", Status: review.Rejected}
+	tests := []struct {
+		name    string
+		sum     local.Summary
+		wantErr []string // each must appear in the error; nil means no error
+	}{
+		{"both", local.Summary{Sessions: []graphemu.SessionView{open, closed}, Reports: []review.Report{withReason}}, nil},
+		{"nothing", local.Summary{}, []string{"no session was closed", "no file was rejected"}},
+		{"only open sessions", local.Summary{Sessions: []graphemu.SessionView{open}, Reports: []review.Report{withReason}}, []string{"no session was closed"}},
+		{"a rejection without a reason", local.Summary{Sessions: []graphemu.SessionView{closed}, Reports: []review.Report{noReason}}, []string{"no file was rejected with a reason"}},
+		{"a function error", local.Summary{Sessions: []graphemu.SessionView{closed}, Reports: []review.Report{withReason}, FunctionErrors: []string{"x"}}, []string{"1 invocation(s) returned an error"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.sum.Check()
+			if (err != nil) != (tt.wantErr != nil) {
+				t.Fatalf("error %v, want one: %t", err, tt.wantErr != nil)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
 			}
 		})
 	}
