@@ -1,0 +1,6 @@
+//go:build soak
+
+package reliability_test
+
+// soakSize is the long soak of `make soak` (-tags soak).
+var soakSize = soakParams{objects: 500, reviews: 20, maxAttempts: 6}
