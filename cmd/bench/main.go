@@ -1,0 +1,75 @@
+// Command bench measures byodrop on this machine against versitygw and the
+// Graph emulator: ingest throughput through the real bootstrap beside a
+// plain copy, the bootstrap's peak memory, requests per file, cold start,
+// binary sizes and the CSV validator. It prints the tables and writes them
+// into docs/benchmarks.md. `make bench` runs it; SIZES=10,100 shortens it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/byodrop/byodrop/internal/bench"
+)
+
+func main() {
+	sizes := flag.String("sizes", "10,100,1024", "file sizes in MiB, comma-separated (make bench SIZES=...)")
+	runs := flag.Int("runs", 3, "timed runs per size (the median is reported)")
+	steady := flag.Int("steady", 10, "files counted in steady state")
+	cold := flag.Int("cold", 5, "fresh starts averaged for the cold start")
+	doc := flag.String("doc", "docs/benchmarks.md", "page to write the results into (between its bench markers); empty: do not write")
+	profile := flag.String("profile", "", "directory for CPU profiles of an in-process ingest and a plain copy of the largest size")
+	flag.Parse()
+
+	list, err := parseSizes(*sizes)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, bench.Options{
+		SizesMiB: list, Runs: *runs, SteadyFiles: *steady, ColdStarts: *cold,
+		ProfileDir: *profile, Progress: os.Stderr,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	section := res.Markdown()
+	fmt.Println()
+	fmt.Print(section)
+	if *doc != "" {
+		if err := bench.WriteDoc(*doc, section); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "\nwritten to %s\n", *doc)
+	}
+}
+
+// parseSizes reads "10,100,1024": positive sizes in MiB.
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("SIZES: %q is not a size in MiB (want e.g. 10,100,1024)", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("SIZES: no size given (want e.g. 10,100,1024)")
+	}
+	return out, nil
+}
