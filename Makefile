@@ -115,8 +115,13 @@ invoke-finalize: tools ## invoke finalize once with events/scheduled.json (or EV
 local: tools ## the whole pipeline on this machine, no AWS account needed
 	$(GO) run ./cmd/byodrop-local run
 
-bench: tools ## benchmarks against the local emulators
-	$(GO) run ./cmd/bench
+# File sizes of the throughput runs, in MiB; fewer or smaller ones shorten
+# the run (make bench SIZES=10,100). The 1 GiB file needs about 2 GiB of
+# temporary disk while it runs.
+SIZES ?= 10,100,1024
+
+bench: tools ## measure throughput, memory, requests, cold start, sizes into docs/benchmarks.md (SIZES=10,100,1024)
+	BYODROP_BIN_DIR=$(BIN_DIR) $(GO) run ./cmd/bench -sizes $(SIZES)
 
 replay: ## resend failed events from the failure queue: make replay REPLAY_ARGS='...'
 	$(GO) run ./cmd/replay $(REPLAY_ARGS)
