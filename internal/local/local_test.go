@@ -3,7 +3,6 @@ package local_test
 import (
 	"bytes"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"net"
 	"net/url"
@@ -436,32 +435,5 @@ func TestInvokePrintsSeedingResponseAndReport(t *testing.T) {
 				t.Logf("output:\n%s", out.String())
 			}
 		})
-	}
-}
-
-func TestArm64IngestBootstrapAnswersUnderQemu(t *testing.T) {
-	// Built with the Makefile's flags for the Lambda architecture.
-	arm := built(t, "arm64", func(ctx context.Context, dir string) (local.Bootstraps, error) {
-		p, err := testenv.BuildBootstrap(ctx, "./functions/ingest", "linux", "arm64", dir)
-		return local.Bootstraps{Ingest: p, Arch: "arm64"}, err
-	})
-	f, err := elf.Open(arm.Ingest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	machine, class := f.Machine, f.Class
-	f.Close()
-	if machine != elf.EM_AARCH64 || class != elf.ELFCLASS64 {
-		t.Fatalf("bootstrap is %v %v, want a 64-bit EM_AARCH64 ELF", class, machine)
-	}
-
-	testenv.RequireTool(t, "qemu-aarch64-static")
-	e := startEnv(t, local.Options{Bootstraps: &arm})
-	res := deliver(t, e, "ingest", "s3-test-event.json")
-	if res.InitDuration <= 0 {
-		t.Logf("no Init Duration reported (result %+v)", res)
-	}
-	if n := graphCalls(e.Emu); n != 0 {
-		t.Errorf("%d Graph requests for a test event, want none", n)
 	}
 }
