@@ -95,7 +95,7 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) error {
 		return review.Errorf(review.Invalid, "ingest: the payload is not an S3 event: %v", err)
 	}
 	if probe.Event == "s3:TestEvent" {
-		h.log().Info("S3 test event ignored")
+		h.log().InfoContext(ctx, "S3 test event ignored")
 		return nil
 	}
 	var ev events.S3Event
@@ -103,7 +103,7 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) error {
 		return review.Errorf(review.Invalid, "ingest: the payload is not an S3 event: %v", err)
 	}
 	if len(ev.Records) == 0 {
-		h.log().Warn("event without records ignored")
+		h.log().WarnContext(ctx, "event without records ignored")
 		return nil
 	}
 	var errs []error
@@ -130,7 +130,7 @@ type object struct {
 
 func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord) error {
 	if !strings.HasPrefix(rec.EventName, "ObjectCreated:") {
-		h.log().Info("event ignored: not an object creation", "event", rec.EventName)
+		h.log().InfoContext(ctx, "event ignored: not an object creation", "event", rec.EventName)
 		return nil
 	}
 	o := &object{bucket: rec.S3.Bucket.Name, size: rec.S3.Object.Size, start: h.now(), owner: newOwner(ctx)}
@@ -146,7 +146,7 @@ func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord) er
 		stateBucket = o.bucket
 	}
 	if stateBucket == o.bucket && strings.HasPrefix(key, h.Settings.StatePrefix) {
-		h.log().Info("event ignored: the object is byodrop's own state", "key", key)
+		h.log().InfoContext(ctx, "event ignored: the object is byodrop's own state", "key", key)
 		return nil
 	}
 	o.led = ledger.New(&blob.S3{Client: h.S3, Bucket: stateBucket}, h.Settings.StatePrefix)
