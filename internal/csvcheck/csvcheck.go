@@ -27,12 +27,25 @@
 //     without bound. A row with too many fields is refused at the first
 //     field too many, whatever the number.
 //   - Header: the first line names the columns of one of Formats, in any
-//     order, each exactly once, no other; names are matched ignoring case
-//     and surrounding spaces and tabs. See Formats for the rules per column.
+//     order, each exactly once, no other (an unnamed column, as a trailing
+//     comma makes, is refused too); names are matched ignoring case and
+//     surrounding spaces and tabs. A header that matches no format is
+//     compared with the closest one, and the message names the missing and
+//     the unexpected columns. See Formats for the rules per column.
 //
-// Line numbers count LF bytes, so they are what an editor shows; an error
-// gives the line where the bad record starts (the header is line 1), even
-// when the problem sits on a later line of a multi-line record.
+// Only the first problem is reported: the stream stops there. Line numbers
+// count LF bytes, so they are what an editor shows; an error gives the line
+// where the bad record starts (the header is line 1), even when the problem
+// sits on a later line of a multi-line record, and line 0 when the problem
+// is the file as a whole (empty, or a header and no rows). The column is
+// the header's name for it as the file writes it, or "" for a problem with
+// the header or the record as a whole. Values quoted in messages are cut to
+// 40 characters.
+//
+// The validator works in place on the bytes each Read returns, with a small
+// state machine that carries partial UTF-8 sequences and partial values
+// across reads, so the outcome never depends on how the input is split;
+// it allocates nothing per row.
 package csvcheck
 
 import (
