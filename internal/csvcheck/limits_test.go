@@ -2,6 +2,7 @@ package csvcheck
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -53,8 +54,13 @@ func TestLimits(t *testing.T) {
 			data := []byte(tc.data)
 			res, err := Validate(bytes.NewReader(data), "big.csv")
 			checkOutcome(t, tc.want, res, err)
-			// The same outcome when the bytes trickle in.
-			res, err = Validate(iotest.HalfReader(iotest.OneByteReader(bytes.NewReader(data))), "big.csv")
+			// The same outcome when the bytes trickle in: one at a time, or
+			// for the largest inputs in odd-sized reads.
+			var src io.Reader = iotest.OneByteReader(bytes.NewReader(data))
+			if len(data) > 256<<10 {
+				src = &chunkReader{data: data, size: 4093}
+			}
+			res, err = Validate(src, "big.csv")
 			checkOutcome(t, tc.want, res, err)
 		})
 	}
