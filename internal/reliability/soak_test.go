@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,14 +30,18 @@ type soakParams struct {
 	maxAttempts int
 }
 
-// soakFaults are the faults drawn for ~10% of Graph and Entra requests,
-// with their share of that 10%. Timeouts are left to the fault matrix,
-// where a late-landing upload is examined on its own.
-var soakFaults = []struct {
+// soakFault is a fault and its share of the faulted requests.
+type soakFault struct {
 	name  string
 	share float64
 	fault graphemu.Fault
-}{
+}
+
+// soakFaults are the faults drawn for ~10% of Graph and Entra requests,
+// with their share of that 10%. Timeouts are left to the fault matrix,
+// where a late-landing upload is examined on its own, unless
+// BYODROP_SOAK_TIMEOUTS=1 adds them.
+var soakFaults = []soakFault{
 	{"503", 0.3, graphemu.Fault{Status: 503}},
 	{"500", 0.15, graphemu.Fault{Status: 500}},
 	{"429", 0.2, graphemu.Fault{Status: 429, RetryAfter: "0"}},
@@ -81,7 +86,16 @@ func TestSoak(t *testing.T) {
 		return rng.Float64()
 	}
 
-	r := newRig(t, rigOptions{Options: harness.Options{Retry: graph.RetryPolicy{MaxAttempts: 2, BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond}}})
+	faults := soakFaults
+	opts := rigOptions{Options: harness.Options{Retry: graph.RetryPolicy{MaxAttempts: 2, BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond}}}
+	if os.Getenv("BYODROP_SOAK_TIMEOUTS") == "1" {
+		// Late answers too: the client gives up after a second, the
+		// emulator answers after two.
+		opts.PerTryTimeout = time.Second
+		faults = append(slices.Clone(faults), soakFault{"timeout", 0.1, graphemu.Fault{Delay: 2 * time.Second}})
+		t.Log("with timeouts (BYODROP_SOAK_TIMEOUTS=1)")
+	}
+	r := newRig(t, opts)
 	ctx := context.Background()
 	start := time.Now()
 
@@ -160,6 +174,10 @@ func TestSoak(t *testing.T) {
 	// Faults on ~10% of requests: one draw per request decides whether and
 	// which fault applies (Match runs for each pending fault in turn).
 	injected := map[string]*atomic.Int64{}
+	shares := 0.0
+	for _, f := range faults {
+		shares += f.share
+	}
 	var decided sync.Map // *http.Request -> fault name or ""
 	decide := func(req *http.Request) string {
 		if v, ok := decided.Load(req); ok {
@@ -168,8 +186,8 @@ func TestSoak(t *testing.T) {
 		name := ""
 		if x := draw(); x < soakFaultRate {
 			acc := 0.0
-			for _, f := range soakFaults {
-				if acc += f.share * soakFaultRate; x < acc {
+			for _, f := range faults {
+				if acc += f.share / shares * soakFaultRate; x < acc {
 					name = f.name
 					break
 				}
@@ -178,7 +196,7 @@ func TestSoak(t *testing.T) {
 		v, _ := decided.LoadOrStore(req, name)
 		return v.(string)
 	}
-	for _, f := range soakFaults {
+	for _, f := range faults {
 		injected[f.name] = &atomic.Int64{}
 		fault := f.fault
 		fault.Times = -1
@@ -351,7 +369,7 @@ func TestSoak(t *testing.T) {
 	}
 	var faultCounts []string
 	total := int64(0)
-	for _, f := range soakFaults {
+	for _, f := range faults {
 		n := injected[f.name].Load()
 		total += n
 		faultCounts = append(faultCounts, fmt.Sprintf("%s %d", f.name, n))
