@@ -5,8 +5,11 @@
 // azcore.TokenCredential, with a factory that builds the credential and
 // builds it anew when a token must really be refreshed (azidentity's own
 // cache would otherwise hand back the token Graph just refused).
-// NewSecretSource is the client-secret mode; the certificate and AWS
-// federation modes plug in the same way.
+// The credential modes (GRAPH_CREDENTIAL) plug into it: NewSecretSource
+// (a client secret from the environment), NewSecretsManagerSource (a client
+// secret from Secrets Manager), NewCertificateSource (a certificate from
+// Secrets Manager) and NewFederationSource (secretless: STS web identity
+// tokens as client assertions). FromSettings picks one from the settings.
 package entra
 
 import (
@@ -90,9 +93,11 @@ func ScopeFor(graphEndpoint string) (string, error) {
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + "/.default", nil
 }
 
-// NewCredential builds the credential behind a Source. refresh is true when
-// the last token was refused: a mode that holds a secret fetched from
-// elsewhere (Secrets Manager) fetches it again then.
+// NewCredential builds the credential behind a Source. The Source calls it
+// on first use and again with refresh true when a token was refused: by
+// Graph (a 401), or by the token endpoint for a credential that worked
+// before. A mode that holds a secret fetched from elsewhere (Secrets
+// Manager, STS) fetches it anew then, so that a rotated secret is picked up.
 type NewCredential func(ctx context.Context, refresh bool) (azcore.TokenCredential, error)
 
 // Source hands out Graph tokens (it implements graph.TokenSource). It keeps
@@ -149,16 +154,25 @@ func (s *Source) Token(ctx context.Context, refresh bool) (string, error) {
 			return s.token, nil
 		}
 	}
-	if refresh || s.cred == nil {
-		s.token = "" // known bad (refresh) or none yet
-		cred, err := s.newCredential(ctx, refresh)
-		if err != nil {
-			return "", &TokenError{Scope: s.scope, Err: err}
+	built := refresh || s.cred == nil
+	if built {
+		if err := s.build(ctx, refresh); err != nil {
+			return "", err
 		}
-		s.cred = cred
 	}
 	start := s.now()
 	tok, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
+	if err != nil && !built && (&TokenError{Err: err}).Kind() != review.Transient {
+		// The token endpoint refused a credential that worked before: a
+		// secret or certificate rotated (and the old one revoked) while
+		// the last token was still valid. Build it again, as after a
+		// refused token, and try once more.
+		if err := s.build(ctx, true); err != nil {
+			return "", err
+		}
+		start = s.now()
+		tok, err = s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
+	}
 	if err != nil {
 		return "", &TokenError{Scope: s.scope, Err: err}
 	}
@@ -172,6 +186,22 @@ func (s *Source) Token(ctx context.Context, refresh bool) (string, error) {
 	}
 	s.gen.Add(1)
 	return s.token, nil
+}
+
+// build replaces the credential. The token is known bad (refresh) or there
+// is none yet; a credential that fails to rebuild is not kept either, as
+// it would hand back the refused token from its own cache.
+func (s *Source) build(ctx context.Context, refresh bool) error {
+	s.token = ""
+	if refresh {
+		s.cred = nil
+	}
+	cred, err := s.newCredential(ctx, refresh)
+	if err != nil {
+		return &TokenError{Scope: s.scope, Err: err}
+	}
+	s.cred = cred
+	return nil
 }
 
 // refreshTime is when a token fetched at start and expiring at expires
@@ -229,22 +259,12 @@ func (e *TokenError) Kind() review.Kind {
 // clouds' disables instance discovery, so that only the configured host is
 // contacted.
 func NewSecretSource(opts Options) (*Source, error) {
-	if opts.TenantID == "" {
-		return nil, review.Errorf(review.Invalid, "entra: no tenant id (AZURE_TENANT_ID)")
-	}
-	if opts.ClientID == "" {
-		return nil, review.Errorf(review.Invalid, "entra: no client id (AZURE_CLIENT_ID)")
-	}
 	if opts.ClientSecret == "" {
 		return nil, review.Errorf(review.Invalid, "entra: no client secret (AZURE_CLIENT_SECRET, or GRAPH_SECRET_ARN in AWS)")
 	}
-	clientOpts, disableDiscovery, err := clientOptions(opts)
+	clientOpts, disableDiscovery, scope, err := prepare(opts)
 	if err != nil {
 		return nil, err
-	}
-	scope := opts.Scope
-	if scope == "" {
-		scope = DefaultScope
 	}
 	secret := opts.ClientSecret
 	factory := func(ctx context.Context, refresh bool) (azcore.TokenCredential, error) {
@@ -256,6 +276,27 @@ func NewSecretSource(opts Options) (*Source, error) {
 		return redactingCredential{cred: cred, secret: secret}, nil
 	}
 	return NewSource(factory, scope)
+}
+
+// prepare checks what every mode needs (tenant, client, authority) and
+// returns the azcore options, whether instance discovery must be disabled,
+// and the scope (DefaultScope unless set).
+func prepare(opts Options) (azcore.ClientOptions, bool, string, error) {
+	if opts.TenantID == "" {
+		return azcore.ClientOptions{}, false, "", review.Errorf(review.Invalid, "entra: no tenant id (AZURE_TENANT_ID)")
+	}
+	if opts.ClientID == "" {
+		return azcore.ClientOptions{}, false, "", review.Errorf(review.Invalid, "entra: no client id (AZURE_CLIENT_ID)")
+	}
+	co, disable, err := clientOptions(opts)
+	if err != nil {
+		return azcore.ClientOptions{}, false, "", err
+	}
+	scope := opts.Scope
+	if scope == "" {
+		scope = DefaultScope
+	}
+	return co, disable, scope, nil
 }
 
 // clientOptions returns the azcore options for an authority and whether

@@ -326,3 +326,45 @@ func TestRedactRemovesTheSecretButKeepsTheCause(t *testing.T) {
 type net405 struct{ s string }
 
 func (e *net405) Error() string { return e.s }
+
+func TestARefusedCredentialThatWorkedBeforeIsRebuiltOnce(t *testing.T) {
+	tests := []struct {
+		name              string
+		err               error
+		builds, refreshes int
+		kind              review.Kind
+	}{
+		{"refused (a revoked secret): rebuilt with refresh", errors.New("AADSTS7000215: Invalid client secret provided"), 2, 1, review.Internal},
+		{"transient (AADSTS70021): not rebuilt", errors.New("AADSTS70021: No matching federated identity record found"), 1, 0, review.Transient},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, f, clk := newFake(t, time.Hour)
+			mustToken(t, s, false)
+			clk.advance(56 * time.Minute) // due for renewal
+			f.err = tc.err
+			_, err := s.Token(context.Background(), false)
+			if review.KindOf(err) != tc.kind {
+				t.Fatalf("err %v kind %v, want %v", err, review.KindOf(err), tc.kind)
+			}
+			if f.builds != tc.builds || f.refreshes != tc.refreshes {
+				t.Fatalf("builds %d refreshes %d, want %d %d", f.builds, f.refreshes, tc.builds, tc.refreshes)
+			}
+		})
+	}
+}
+
+func TestAFailedRebuildDropsTheRefusedCredential(t *testing.T) {
+	s, f, _ := newFake(t, time.Hour)
+	first := mustToken(t, s, false)
+	f.buildErr = errors.New("secrets manager unavailable")
+	if _, err := s.Token(context.Background(), true); err == nil {
+		t.Fatal("refresh succeeded without a credential")
+	}
+	f.buildErr = nil
+	// The next caller must not get the refused token from the old
+	// credential's cache: a new credential is built.
+	if tok := mustToken(t, s, false); tok == first || !strings.HasPrefix(tok, "c2-") {
+		t.Fatalf("token %s after a failed refresh (first was %s)", tok, first)
+	}
+}
