@@ -67,14 +67,9 @@ func Load(ctx context.Context) (*App, error) {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 	})
-	scope, err := entra.ScopeFor(settings.GraphEndpoint)
-	if err != nil {
-		return nil, err
-	}
-	tokens, err := entra.NewSecretSource(entra.Options{
-		TenantID: settings.TenantID, ClientID: settings.ClientID, ClientSecret: settings.ClientSecret,
-		AuthorityHost: settings.AuthorityHost, Scope: scope,
-	})
+	// GRAPH_CREDENTIAL picks the mode: a client secret (environment or
+	// Secrets Manager), a certificate, or secretless AWS federation.
+	tokens, err := entra.FromSettings(settings, awsCfg, nil)
 	if err != nil {
 		return nil, err
 	}
