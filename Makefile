@@ -123,8 +123,11 @@ SIZES ?= 10,100,1024
 bench: tools ## measure throughput, memory, requests, cold start, sizes into docs/benchmarks.md (SIZES=10,100,1024)
 	BYODROP_BIN_DIR=$(BIN_DIR) $(GO) run ./cmd/bench -sizes $(SIZES)
 
-replay: ## resend failed events from the failure queue: make replay REPLAY_ARGS='...'
-	$(GO) run ./cmd/replay $(REPLAY_ARGS)
+# Credentials, region and endpoints come from the AWS SDK's settings
+# (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_LAMBDA).
+replay: ## re-drive failed ingest events: make replay QUEUE_URL=<FailureQueueUrl> FUNCTION=<IngestFunction name> [REPLAY_ARGS='-dry-run -max 10']
+	@test -n "$(QUEUE_URL)" -a -n "$(FUNCTION)" || { echo "usage: make replay QUEUE_URL=<FailureQueueUrl> FUNCTION=<IngestFunction name> [REPLAY_ARGS='-dry-run -max N']"; exit 2; }
+	$(GO) run ./cmd/replay -queue-url '$(QUEUE_URL)' -function '$(FUNCTION)' $(REPLAY_ARGS)
 
 # --- deploy (not run in CI) -----------------------------------------------
 
