@@ -73,7 +73,7 @@ func (c *Closer) log() *slog.Logger {
 	return slog.Default()
 }
 
-var errLeaseHeld = errors.New("another run is closing this session")
+var errLeaseHeld = errors.New("another run is closing or has closed this session")
 
 // Check refreshes the session at sessionKey from Graph, reconciles the
 // ledger with it, and closes it or records it expired when the rules say
@@ -197,15 +197,16 @@ func (c *Closer) close(ctx context.Context, t review.Target, reason string) (*le
 		case !exists:
 			return review.Errorf(review.Internal, "ledger record of %s vanished", t.SessionKey())
 		case s.Ended():
-			return ledger.ErrNoChange
+			// Another run closed it since this one read the record.
+			return errLeaseHeld
 		case s.Closing.Held(now) && s.Closing.Owner != c.Owner:
 			return errLeaseHeld
 		}
 		s.Closing = &ledger.Lease{Owner: c.Owner, Until: now.Add(leaseFor).UTC()}
 		return nil
 	})
-	if err != nil || rec.Ended() {
-		return rec, err
+	if err != nil {
+		return nil, err
 	}
 	gs, err := c.Graph.MarkDone(ctx, t, rec.SessionID)
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/blob"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
@@ -73,8 +75,23 @@ type ClaimResult struct {
 // when no one holds it: first time, released, or lapsed (the holder crashed
 // or timed out). Otherwise the result says who has it, or how it ended.
 func (l *Ledger) TakeClaim(ctx context.Context, o ObjectRef, owner string, until time.Time) (ClaimResult, error) {
+	// Most objects are claimed once: try the create-only write first, which
+	// saves the read that the general update starts with.
+	first := Claim{Key: o.Key, VersionID: o.VersionID, ETag: o.ETag, State: Active, Owner: owner, Until: until,
+		Attempts: 1, UpdatedAt: l.Now().UTC()}
+	data, err := json.MarshalIndent(&first, "", "  ")
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	_, err = l.store.Create(ctx, l.claimKey(o), data)
+	if err == nil {
+		return ClaimResult{Claim: first, Acquired: true}, nil
+	}
+	if !blob.IsPrecondition(err) {
+		return ClaimResult{}, err
+	}
 	var res ClaimResult
-	_, err := update(ctx, l.store, l.claimKey(o), func(c *Claim, exists bool) error {
+	_, err = update(ctx, l.store, l.claimKey(o), func(c *Claim, exists bool) error {
 		now := l.Now()
 		res = ClaimResult{Claim: *c}
 		if exists && (c.State == Done || (c.State == Active && now.Before(c.Until))) {
