@@ -224,11 +224,13 @@ func (h *Handler) precheck(ctx context.Context, o *object) (bool, error) {
 		limit = defaultPrecheckBytes
 	}
 	v := csvcheck.NewReader(body, o.parsed.File)
-	n, err := io.Copy(io.Discard, io.LimitReader(v, limit))
+	// One byte past the limit tells a file of exactly limit bytes, whose
+	// end the validator has checked, from a longer one.
+	n, err := io.Copy(io.Discard, io.LimitReader(v, limit+1))
 	if err != nil {
 		return false, err
 	}
-	if n < limit || n == size {
+	if n <= limit {
 		// The validator saw the end of the input (io.Copy stops at EOF).
 		if n != size {
 			return false, review.Errorf(review.Transient, "read %d bytes of %s, expected %d", n, o.key, size)

@@ -367,3 +367,45 @@ func TestS3TestEventIsIgnored(t *testing.T) {
 		t.Errorf("the test event must not reach Graph")
 	}
 }
+
+func TestBadRowPastThePrecheckAbortsTheUpload(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	w.Ingest.PrecheckBytes = 64 << 10 // so that the bad row is found while streaming
+	body := append(csvRows(5000), []byte("bob,EntraIdUser,p,P,d,t,s,S,,,\r\n")...)
+	if len(body) < 4*int(w.Ingest.PrecheckBytes) {
+		t.Fatalf("the file (%d bytes) must be well past the precheck", len(body))
+	}
+	key := harness.Key("big.csv")
+	mustIngest(t, w, w.Put(key, body))
+	r := w.Report(key)
+	if r.Status != review.Rejected || len(r.Errors) != 1 || r.Errors[0].Line != 5002 || r.Errors[0].Column != "PrincipalId" {
+		t.Fatalf("report = %+v, want rejected at line 5002, column PrincipalId", r)
+	}
+	_, files := sessionFiles(t, w)
+	if len(files) != 0 || w.Uploads() != 0 {
+		t.Fatalf("the aborted upload must record nothing in Graph: files %d, uploads %d", len(files), w.Uploads())
+	}
+	attempts := 0
+	for _, j := range w.Emu.Journal() {
+		if j.Op == "upload" {
+			attempts++
+		}
+	}
+	if attempts != 1 {
+		t.Errorf("upload attempts = %d, want 1: a bad row is never retried", attempts)
+	}
+}
+
+func TestPrecheckOfExactlyItsLimitChecksTheEnd(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	body := append(csvRows(3), []byte("\"00000000-1111-4111-8111-111111111111,EntraIdUser")...)
+	w.Ingest.PrecheckBytes = int64(len(body))
+	key := harness.Key("cut.csv")
+	mustIngest(t, w, w.Put(key, body))
+	if r := w.Report(key); r.Status != review.Rejected || r.Errors[0].Line != 5 {
+		t.Fatalf("report = %+v, want rejected at line 5", r)
+	}
+	if len(w.Emu.Sessions()) != 0 {
+		t.Fatalf("a file the precheck saw whole must be rejected before any session is created")
+	}
+}
