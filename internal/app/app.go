@@ -103,10 +103,11 @@ type IngestFunction struct {
 	metrics *metrics.Recorder
 }
 
-// Handle handles one invocation (see ingest.Handler.Handle).
-func (f *IngestFunction) Handle(ctx context.Context, payload json.RawMessage) error {
+// Handle handles one invocation (see ingest.Handler.Invoke) and answers
+// the outcome of each record.
+func (f *IngestFunction) Handle(ctx context.Context, payload json.RawMessage) (ingest.Result, error) {
 	defer flush(ctx, f.metrics, f.Handler.Log)
-	return f.Handler.Handle(ctx, payload)
+	return f.Handler.Invoke(ctx, payload)
 }
 
 // Finalize returns the finalize function's handler. The finalizer has no

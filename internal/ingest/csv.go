@@ -54,8 +54,10 @@ func (h *Handler) handleCSV(ctx context.Context, o *object) error {
 			o.report.SessionID = c.SessionID
 			return h.finish(ctx, o, review.Duplicate, nil)
 		case c.State == ledger.Done:
+			o.outcome.Status = string(c.Outcome)
 			h.log().Info("object version already handled; its report stands", "key", o.key, "outcome", c.Outcome)
 		default:
+			o.outcome.Status = "in-progress"
 			h.log().Info("object version is being handled by another invocation", "key", o.key, "until", c.Until)
 		}
 		return nil

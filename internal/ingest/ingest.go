@@ -87,32 +87,57 @@ func (h *Handler) log() *slog.Logger {
 // Lambda's retries and the failure queue catch them; records already
 // handled are recognised as duplicates on the retry.
 func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) error {
+	_, err := h.Invoke(ctx, payload)
+	return err
+}
+
+// Result is what an invocation answers: the outcome of each record. Lambda
+// ignores it for S3's asynchronous invocations; a replay or a local run
+// shows it.
+type Result struct {
+	Objects []Outcome `json:"objects"`
+}
+
+// Outcome is one record's outcome: a report status, or "ignored" (not an
+// object creation, byodrop's own state) or "in-progress" (another
+// invocation holds the object) when no report was written.
+type Outcome struct {
+	Key       string `json:"key"`
+	Status    string `json:"status"`
+	SessionID string `json:"sessionId,omitempty"`
+}
+
+// Invoke is Handle with the outcome of each record.
+func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (Result, error) {
+	res := Result{Objects: []Outcome{}}
 	var probe struct {
 		Event   string `json:"Event"`
 		Records []json.RawMessage
 	}
 	if err := json.Unmarshal(payload, &probe); err != nil {
-		return review.Errorf(review.Invalid, "ingest: the payload is not an S3 event: %v", err)
+		return res, review.Errorf(review.Invalid, "ingest: the payload is not an S3 event: %v", err)
 	}
 	if probe.Event == "s3:TestEvent" {
 		h.log().InfoContext(ctx, "S3 test event ignored")
-		return nil
+		return res, nil
 	}
 	var ev events.S3Event
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		return review.Errorf(review.Invalid, "ingest: the payload is not an S3 event: %v", err)
+		return res, review.Errorf(review.Invalid, "ingest: the payload is not an S3 event: %v", err)
 	}
 	if len(ev.Records) == 0 {
 		h.log().WarnContext(ctx, "event without records ignored")
-		return nil
+		return res, nil
 	}
 	var errs []error
 	for _, rec := range ev.Records {
-		if err := h.handleRecord(ctx, rec); err != nil {
+		out := Outcome{Key: rec.S3.Object.Key, Status: "ignored"}
+		if err := h.handleRecord(ctx, rec, &out); err != nil {
 			errs = append(errs, err)
 		}
+		res.Objects = append(res.Objects, out)
 	}
-	return errors.Join(errs...)
+	return res, errors.Join(errs...)
 }
 
 // object is one record's work.
@@ -126,9 +151,11 @@ type object struct {
 	owner  string
 	report review.Report
 	start  time.Time
+	// outcome is what the invocation answers for this record.
+	outcome *Outcome
 }
 
-func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord) error {
+func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord, out *Outcome) error {
 	if !strings.HasPrefix(rec.EventName, "ObjectCreated:") {
 		h.log().InfoContext(ctx, "event ignored: not an object creation", "event", rec.EventName)
 		return nil
@@ -138,7 +165,7 @@ func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord) er
 	if err != nil {
 		key = rec.S3.Object.Key
 	}
-	o.key = key
+	o.key, o.outcome, out.Key = key, out, key
 	o.ref = ledger.ObjectRef{Key: key, VersionID: rec.S3.Object.VersionID, ETag: strings.Trim(rec.S3.Object.ETag, `"`)}
 	o.report = review.Report{Key: key, VersionID: o.ref.VersionID, ETag: o.ref.ETag}
 	stateBucket := h.Settings.StateBucket
@@ -173,6 +200,7 @@ func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord) er
 // failed (transient) outcome is one.
 func (h *Handler) finish(ctx context.Context, o *object, status review.Status, err error) error {
 	o.report.Status = status
+	o.outcome.Status, o.outcome.SessionID = string(status), o.report.SessionID
 	if err != nil && status != review.Uploaded {
 		o.report.Errors = []review.FieldError{fieldError(err)}
 	}

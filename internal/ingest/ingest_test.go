@@ -409,3 +409,25 @@ func TestPrecheckOfExactlyItsLimitChecksTheEnd(t *testing.T) {
 		t.Fatalf("a file the precheck saw whole must be rejected before any session is created")
 	}
 }
+
+func TestInvokeAnswersEachRecordsOutcome(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	good := w.Put(harness.Key("good.csv"), csvRows(1))
+	bad := w.Put(harness.Key("bad.csv"), []byte("nope\r\n"))
+	removed := good
+	removed.EventName = "ObjectRemoved:Delete"
+	res, err := w.Ingest.Invoke(context.Background(), harness.Payload(good, bad, removed, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range res.Objects {
+		got = append(got, o.Status)
+	}
+	if fmt.Sprint(got) != "[uploaded rejected ignored duplicate]" {
+		t.Fatalf("outcomes = %v", got)
+	}
+	if res.Objects[0].Key != harness.Key("good.csv") || res.Objects[0].SessionID == "" {
+		t.Errorf("outcome = %+v, want the decoded key and the session", res.Objects[0])
+	}
+}

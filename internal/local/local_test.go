@@ -180,7 +180,10 @@ var eventExpectations = map[string]struct {
 	check func(t *testing.T, e *local.Env)
 }{
 	"s3-put.json": {check: func(t *testing.T, e *local.Env) {
-		deliver(t, e, "ingest", "s3-put.json")
+		res := deliver(t, e, "ingest", "s3-put.json")
+		if !bytes.Contains(res.Payload, []byte(`"status":"uploaded"`)) {
+			t.Errorf("response %s, want the record's outcome", res.Payload)
+		}
 		r := report(t, e, sampleDir+"badge-access.csv")
 		if r.Status != review.Uploaded || r.Rows != 5 || r.Bytes != 1045 || r.SessionID == "" {
 			t.Errorf("report %+v, want uploaded, 5 rows, 1045 bytes, a session", r)
@@ -230,8 +233,8 @@ var eventExpectations = map[string]struct {
 		if n := graphCalls(e.Emu); n != 0 {
 			t.Errorf("%d Graph requests for a test event, want none: %+v", n, e.Emu.Journal())
 		}
-		if string(bytes.TrimSpace(res.Payload)) != "null" {
-			t.Errorf("response %s, want null", res.Payload)
+		if string(bytes.TrimSpace(res.Payload)) != `{"objects":[]}` {
+			t.Errorf("response %s, want no object handled", res.Payload)
 		}
 	}},
 	"scheduled.json": {
