@@ -178,6 +178,9 @@ func (h *Handler) closeIfComplete(ctx context.Context, o *object) {
 		h.log().Warn("could not close the session; the finalizer will", "session", out.SessionID, "error", err)
 		return
 	}
+	if h.Metrics != nil {
+		h.Metrics.SessionEnded(out)
+	}
 	if out.Action == finalize.Closed {
 		h.log().Info("session closed: manifest complete", "session", out.SessionID, "review", o.parsed.Target.ReviewInstanceID)
 	}

@@ -65,6 +65,9 @@ type Handler struct {
 // Metrics receives one call per handled object.
 type Metrics interface {
 	Object(status review.Status, bytes, rows int64, uploadTime time.Duration)
+	// SessionEnded counts a session ingest closed (manifest complete) or
+	// found expired.
+	SessionEnded(finalize.Outcome)
 }
 
 func (h *Handler) now() time.Time {
