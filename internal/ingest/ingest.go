@@ -238,7 +238,8 @@ func (h *Handler) finish(ctx context.Context, o *object, status review.Status, e
 		level = slog.LevelWarn
 	}
 	h.log().Log(ctx, level, "object handled", attrs...)
-	if h.Metrics != nil {
+	// A manifest taken in is not a file uploaded to Graph.
+	if h.Metrics != nil && !(o.parsed.Kind == dropkey.Manifest && status == review.Uploaded) {
 		h.Metrics.Object(status, o.report.Bytes, o.report.Rows, elapsed)
 	}
 	if status == review.Failed {

@@ -6,11 +6,13 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/graphemu"
 	"github.com/byodrop/byodrop/internal/harness"
 	"github.com/byodrop/byodrop/internal/ledger"
@@ -297,6 +299,8 @@ func TestManifestFirstOrLastClosesAtOnce(t *testing.T) {
 	for _, order := range []string{"manifest first", "manifest last"} {
 		t.Run(order, func(t *testing.T) {
 			w := harness.New(t, harness.Options{})
+			m := &countingMetrics{}
+			w.Ingest.Metrics = m
 			manifest := w.Put(harness.Key("manifest.json"), []byte(`{"files":["a.csv","b.csv"]}`))
 			if order == "manifest first" {
 				mustIngest(t, w, manifest)
@@ -316,6 +320,9 @@ func TestManifestFirstOrLastClosesAtOnce(t *testing.T) {
 			rec, err := w.Ledger.Session(context.Background(), harness.Target())
 			if err != nil || rec.State != ledger.Complete || rec.CloseReason != review.ReasonManifestComplete {
 				t.Fatalf("ledger = %+v, %v", rec, err)
+			}
+			if m.closed.Load() != 1 || m.uploaded.Load() != 2 {
+				t.Errorf("metrics: %d sessions closed, %d files uploaded; want 1 and 2", m.closed.Load(), m.uploaded.Load())
 			}
 		})
 	}
@@ -429,5 +436,20 @@ func TestInvokeAnswersEachRecordsOutcome(t *testing.T) {
 	}
 	if res.Objects[0].Key != harness.Key("good.csv") || res.Objects[0].SessionID == "" {
 		t.Errorf("outcome = %+v, want the decoded key and the session", res.Objects[0])
+	}
+}
+
+// countingMetrics counts what ingest reports to its metrics.
+type countingMetrics struct{ uploaded, closed atomic.Int32 }
+
+func (m *countingMetrics) Object(s review.Status, _, _ int64, _ time.Duration) {
+	if s == review.Uploaded {
+		m.uploaded.Add(1)
+	}
+}
+
+func (m *countingMetrics) SessionEnded(o finalize.Outcome) {
+	if o.Action == finalize.Closed {
+		m.closed.Add(1)
 	}
 }
