@@ -266,16 +266,21 @@ func NewSecretSource(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret := opts.ClientSecret
 	factory := func(ctx context.Context, refresh bool) (azcore.TokenCredential, error) {
-		cred, err := azidentity.NewClientSecretCredential(opts.TenantID, opts.ClientID, secret,
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
-		if err != nil {
-			return nil, redact(err, secret)
-		}
-		return redactingCredential{cred: cred, secret: secret}, nil
+		return secretCredential(opts, clientOpts, disableDiscovery, opts.ClientSecret)
 	}
 	return NewSource(factory, scope)
+}
+
+// secretCredential is azidentity's client-secret credential, with the
+// secret kept out of every error it returns.
+func secretCredential(opts Options, clientOpts azcore.ClientOptions, disableDiscovery bool, secret string) (azcore.TokenCredential, error) {
+	cred, err := azidentity.NewClientSecretCredential(opts.TenantID, opts.ClientID, secret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
+	if err != nil {
+		return nil, redact(err, secret)
+	}
+	return redactingCredential{cred: cred, secret: secret}, nil
 }
 
 // prepare checks what every mode needs (tenant, client, authority) and

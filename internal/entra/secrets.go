@@ -41,12 +41,7 @@ func NewSecretsManagerSource(opts Options, client SecretsClient, secretARN strin
 		if err != nil {
 			return nil, fmt.Errorf("GRAPH_SECRET_ARN: secret %s: %w", secretARN, err)
 		}
-		cred, err := azidentity.NewClientSecretCredential(opts.TenantID, opts.ClientID, secret,
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
-		if err != nil {
-			return nil, redact(err, secret)
-		}
-		return redactingCredential{cred: cred, secret: secret}, nil
+		return secretCredential(opts, clientOpts, disableDiscovery, secret)
 	}
 	return NewSource(factory, scope)
 }
