@@ -246,14 +246,15 @@ func TestIdsAreCheckedBeforeAnyRequest(t *testing.T) {
 	}
 }
 
-func TestSessionIdIsPathEscaped(t *testing.T) {
+func TestSessionIdMustBeAGUID(t *testing.T) {
 	e := newEnv(t, "v1.0", true, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, activeSession) })
-	if _, err := e.c.Get(context.Background(), testTarget, "a/b?c#d e"); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"a/b?c#d e", "../../x", "..", "", "%2e%2e", strings.Repeat("a", 36)} {
+		if _, err := e.c.Get(context.Background(), testTarget, id); review.KindOf(err) != review.Invalid {
+			t.Errorf("Get(%q): %v (kind %v), want invalid", id, err, review.KindOf(err))
+		}
 	}
-	got := e.requests()[0]
-	if !strings.HasSuffix(got.Path, "/uploadSessions/a%2Fb%3Fc%23d%20e") || got.RawQuery != "$expand=files" {
-		t.Fatalf("path %s query %s", got.Path, got.RawQuery)
+	if n := len(e.requests()); n != 0 {
+		t.Fatalf("%d requests sent, want none", n)
 	}
 }
 

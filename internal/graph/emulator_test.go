@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -383,13 +382,24 @@ func TestEmulatorExpiredSessionIsGone(t *testing.T) {
 }
 
 func TestEmulatorRejectsWhatTheClientWouldNotSend(t *testing.T) {
-	// The client checks before sending; this shows the emulator agrees,
-	// so a check dropped by mistake would be caught here too.
+	// The client refuses a non-GUID session id before sending; the
+	// emulator refuses it too, so a check dropped on either side shows.
 	e := startEmu(t, "v1.0")
 	if _, err := e.c.Get(ctxT(t), newTarget(inst1), "not-a-guid"); review.KindOf(err) != review.Invalid {
 		t.Fatalf("Get with a non-GUID session id: %v", err)
 	}
-	if !strings.Contains(fmt.Sprint(e.s.Journal()), "get") {
-		t.Fatal("the request did not reach the emulator")
+	if n := len(e.s.Journal()); n != 0 {
+		t.Fatalf("%d requests reached the emulator, want none", n)
+	}
+	p, _ := graph.ProfileByName("v1.0")
+	req, _ := http.NewRequest(http.MethodGet, e.s.URL()+"/v1.0"+p.CollectionPath(newTarget(inst1).CatalogID, newTarget(inst1).ResourceID)+"/not-a-guid", nil)
+	req.Header.Set("Authorization", "Bearer "+e.s.IssueToken())
+	resp, err := e.s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("emulator answered %d to a non-GUID session id, want 400", resp.StatusCode)
 	}
 }

@@ -373,10 +373,12 @@ func (c *Client) sessionURL(t review.Target, id, suffix string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if id == "" || id == "." || id == ".." || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", review.Errorf(review.Invalid, "graph: not a session id: %q", id)
+	// Graph's session ids are GUIDs; anything else (a tampered ledger, a
+	// bug) never reaches a URL.
+	if !review.IsGUID(id) {
+		return "", review.Errorf(review.Invalid, "graph: session id is not a GUID: %q", id)
 	}
-	return u + "/" + url.PathEscape(id) + suffix, nil
+	return u + "/" + id + suffix, nil
 }
 
 // call is one logical request; do sends it, with retries.
@@ -448,6 +450,13 @@ func (c *Client) doWith(ctx context.Context, cl *call, st *callState) ([]byte, i
 			cl.upload.ambiguous = false
 			if s := cl.upload.alreadyThere(ctx, started); s != nil {
 				return nil, 0, &alreadyUploaded{session: s}
+			}
+			if cl.upload.timedOut {
+				// The whole file was sent and no answer came in time: Graph
+				// may still be storing it. Sending it again could make two
+				// copies; the caller's retry checks the session first.
+				return nil, 0, review.Errorf(review.Transient,
+					"%v (not sent again: the file was sent whole and Graph may still record it)", err)
 			}
 		}
 	}
@@ -592,6 +601,8 @@ func (c *Client) send(ctx context.Context, cl *call, token string) (*attemptResu
 	if err != nil {
 		if ub != nil && ub.sentAll() {
 			cl.upload.ambiguous = true
+			var ne net.Error
+			cl.upload.timedOut = errors.As(err, &ne) && ne.Timeout()
 		}
 		return nil, &Error{Op: cl.op, Err: stripURL(err)}
 	}

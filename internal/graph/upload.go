@@ -107,6 +107,7 @@ type upload struct {
 	prefix, suffix string
 	contentType    string
 	ambiguous      bool // the last attempt may have delivered the file
+	timedOut       bool // ... and ended in a timeout: Graph may still be storing it
 }
 
 func newUpload(c *Client, t review.Target, id, name string, size int64, open func(ctx context.Context) (io.ReadCloser, error)) (*upload, error) {

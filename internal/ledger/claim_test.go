@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,5 +123,24 @@ func TestConcurrentSessionUpdatesLoseNothing(t *testing.T) {
 	}
 	if _, err := l.Session(ctx, review.Target{CatalogID: "x"}); !blob.IsNotFound(err) {
 		t.Fatalf("a missing record is ErrNotFound, got %v", err)
+	}
+}
+
+func TestReportKeyFitsS3(t *testing.T) {
+	l := ledger.New(nil, "state/")
+	for _, key := range []string{"incoming/a/b.csv", "incoming/" + strings.Repeat("x", 1005-len("incoming/"))} {
+		if got := l.ReportKey(key); got != "state/reports/"+key+".json" {
+			t.Errorf("a %d-byte key's report goes to %q", len(key), got)
+		}
+	}
+	for _, n := range []int{1006, 1024} {
+		key := "incoming/" + strings.Repeat("x", n-len("incoming/"))
+		got := l.ReportKey(key)
+		if len(got) > 1024 || !strings.HasPrefix(got, "state/reports/long-keys/") {
+			t.Errorf("a %d-byte key's report goes to %q (%d bytes)", n, got, len(got))
+		}
+		if other := l.ReportKey(key[:len(key)-1] + "y"); other == got {
+			t.Errorf("two long keys share a report")
+		}
 	}
 }

@@ -17,6 +17,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -198,8 +200,21 @@ func (l *Ledger) WriteReport(ctx context.Context, r review.Report) error {
 	return nil
 }
 
-// ReportKey is where the report of the object at key is stored.
-func (l *Ledger) ReportKey(key string) string { return l.prefix + "reports/" + key + ".json" }
+// maxKey is S3's limit on a key, in bytes.
+const maxKey = 1024
+
+// ReportKey is where the report of the object at key is stored:
+// reports/<key>.json, or, for a key too long for that to fit in S3's 1024
+// bytes, reports/long-keys/<sha256 of the key>.json (the report's own "key"
+// field still holds the whole key).
+func (l *Ledger) ReportKey(key string) string {
+	k := l.prefix + "reports/" + key + ".json"
+	if len(k) <= maxKey {
+		return k
+	}
+	sum := sha256.Sum256([]byte(key))
+	return l.prefix + "reports/long-keys/" + hex.EncodeToString(sum[:]) + ".json"
+}
 
 // Report reads the report of the object at key; blob.ErrNotFound if none.
 func (l *Ledger) Report(ctx context.Context, key string) (*review.Report, error) {
