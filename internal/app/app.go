@@ -91,7 +91,7 @@ func Load(ctx context.Context) (*App, error) {
 // Ingest returns the ingest function's handler.
 func (a *App) Ingest() *IngestFunction {
 	return &IngestFunction{Handler: &ingest.Handler{
-		Settings: a.Settings, Graph: a.Graph, CanList: a.Profile.CanList, NeedsSource: a.Profile.Name == "beta-2025", Profile: a.Profile.Name,
+		Settings: a.Settings, Graph: a.Graph, CanList: a.Profile.CanList, NeedsSource: a.Profile.NeedsSource, Profile: a.Profile.Name,
 		S3: a.S3, Log: a.Log, Metrics: a.Metrics,
 	}, metrics: a.Metrics}
 }

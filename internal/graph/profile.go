@@ -24,6 +24,9 @@ type Profile struct {
 	// CanList and CanDelete say whether the shape documents listing and
 	// deleting sessions.
 	CanList, CanDelete bool
+	// NeedsSource says whether the create body carries the resource's
+	// display name (review.Target.Source), which only a route can give.
+	NeedsSource bool
 
 	createBody func(t review.Target) (any, error)
 }
@@ -47,10 +50,11 @@ var profiles = []Profile{
 		createBody: contextDataBody,
 	},
 	{
-		Name:       "beta-2025",
-		Version:    "beta",
-		Collection: "/identityGovernance/entitlementManagement/accessPackageCatalogs/{catalogId}/accessPackageResources/{resourceId}/uploadSessions",
-		createBody: triggerCallbackBody,
+		Name:        "beta-2025",
+		Version:     "beta",
+		Collection:  "/identityGovernance/entitlementManagement/accessPackageCatalogs/{catalogId}/accessPackageResources/{resourceId}/uploadSessions",
+		NeedsSource: true,
+		createBody:  triggerCallbackBody,
 	},
 }
 

@@ -136,7 +136,7 @@ func New(t testing.TB, opts Options) *World {
 	}
 	w.Log = slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w.Ledger = ledger.New(&blob.S3{Client: w.S3Client, Bucket: w.State}, w.Settings.StatePrefix)
-	w.Ingest = &ingest.Handler{Settings: w.Settings, Graph: w.Graph, CanList: p.CanList, NeedsSource: p.Name == "beta-2025", Profile: p.Name, S3: w.S3Client, Log: w.Log}
+	w.Ingest = &ingest.Handler{Settings: w.Settings, Graph: w.Graph, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: w.S3Client, Log: w.Log}
 	_ = ctx
 	return w
 }
