@@ -90,10 +90,9 @@ func Load(ctx context.Context) (*App, error) {
 
 // Ingest returns the ingest function's handler.
 func (a *App) Ingest() *IngestFunction {
-	return &IngestFunction{Handler: &ingest.Handler{
-		Settings: a.Settings, Graph: a.Graph, CanList: a.Profile.CanList, NeedsSource: a.Profile.NeedsSource, Profile: a.Profile.Name,
-		S3: a.S3, Log: a.Log, Metrics: a.Metrics,
-	}, metrics: a.Metrics}
+	h := ingest.New(a.Settings, a.Graph, a.S3, a.Log)
+	h.Metrics = a.Metrics
+	return &IngestFunction{Handler: h, metrics: a.Metrics}
 }
 
 // IngestFunction is the ingest handler with its metrics flushed at the end

@@ -181,10 +181,7 @@ func (w *world) inProcess() (*inProcess, error) {
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 		HTTPClient:                 &http.Client{Transport: counter},
 	})
-	h := &ingest.Handler{
-		Settings: settings, Graph: gc, CanList: profile.CanList, NeedsSource: profile.NeedsSource,
-		Profile: profile.Name, S3: s3c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	h := ingest.New(settings, gc, s3c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return &inProcess{handler: h, graph: gc, s3: counter}, nil
 }
 

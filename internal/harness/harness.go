@@ -75,7 +75,6 @@ type World struct {
 // New assembles a world for t; everything stops when t ends.
 func New(t testing.TB, opts Options) *World {
 	t.Helper()
-	ctx := context.Background()
 	srv := testenv.SharedS3(t)
 	w := &World{T: t, S3: srv, S3Client: srv.Client()}
 	w.Drop = srv.NewBucket(t, !opts.Unversioned)
@@ -136,8 +135,7 @@ func New(t testing.TB, opts Options) *World {
 	}
 	w.Log = slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w.Ledger = ledger.New(&blob.S3{Client: w.S3Client, Bucket: w.State}, w.Settings.StatePrefix)
-	w.Ingest = &ingest.Handler{Settings: w.Settings, Graph: w.Graph, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: w.S3Client, Log: w.Log}
-	_ = ctx
+	w.Ingest = ingest.New(w.Settings, w.Graph, w.S3Client, w.Log)
 	return w
 }
 

@@ -62,6 +62,13 @@ type Handler struct {
 	Metrics Metrics
 }
 
+// New returns a Handler on the Graph client g, with what g's API profile
+// can and needs to do.
+func New(s config.Settings, g *graph.Client, s3c *s3.Client, log *slog.Logger) *Handler {
+	p := g.Profile()
+	return &Handler{Settings: s, Graph: g, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: s3c, Log: log}
+}
+
 // Metrics receives one call per handled object.
 type Metrics interface {
 	Object(status review.Status, bytes, rows int64, uploadTime time.Duration)
