@@ -20,7 +20,7 @@ import (
 
 const (
 	defaultMargin        = 5 * time.Second
-	defaultPrecheckBytes = 4 << 20
+	defaultPrecheckBytes = 1 << 20
 	// noDeadline is the budget of an invocation whose context has none
 	// (tests, tools): Lambda's own maximum.
 	noDeadline = 15 * time.Minute
