@@ -211,28 +211,37 @@ func str(b []byte) string {
 // tests eight bytes at a time; TestIsGUIDMatchesReview holds it to
 // review.IsGUID, the definition.
 func isGUID(b []byte) bool {
-	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
+	if len(b) != 36 {
 		return false
 	}
 	// Five overlapping words cover the 36 bytes; the second and third hold
-	// the dashes, already checked, at the byte positions their masks allow.
-	const dashes8 = 0x80<<(0*8) | 0x80<<(5*8)  // bytes 8 and 13
-	const dashes16 = 0x80<<(2*8) | 0x80<<(7*8) // bytes 18 and 23
+	// the four dashes, which are compared whole and left out of the test
+	// for hexadecimal digits.
 	le := binary.LittleEndian
-	return hexWord(le.Uint64(b[0:]))&hexWord(le.Uint64(b[24:]))&hexWord(le.Uint64(b[28:]))&
-		(hexWord(le.Uint64(b[8:]))|dashes8)&(hexWord(le.Uint64(b[16:]))|dashes16) == highs
+	w0, w1, w2, w3, w4 := le.Uint64(b[0:]), le.Uint64(b[8:]), le.Uint64(b[16:]), le.Uint64(b[24:]), le.Uint64(b[28:])
+	if w1&dashMask8 != ones*'-'&dashMask8 || w2&dashMask16 != ones*'-'&dashMask16 {
+		return false
+	}
+	return hexWord(w0)&hexWord(w3)&hexWord(w4)&(hexWord(w1)|dashMask8)&(hexWord(w2)|dashMask16)&highs == highs
 }
 
+// The dashes of a GUID in the second and third of the words isGUID tests:
+// bytes 8 and 13, and bytes 18 and 23.
+const (
+	dashMask8  = 0xFF<<(0*8) | 0xFF<<(5*8)
+	dashMask16 = 0xFF<<(2*8) | 0xFF<<(7*8)
+)
+
 // hexWord flags (with 0x80) each byte of x that is a hexadecimal digit.
-// Bytes at or above 0x80 are never flagged, so the additions below stay
-// within their byte.
+// Bits other than the flags are garbage. A byte at or above 0x80 is never
+// flagged, but its additions may carry into the next byte and flag it
+// wrongly; isGUID tests every byte of the words it passes, so that byte
+// makes it fail all the same.
 func hexWord(x uint64) uint64 {
-	ascii := ^x & highs
-	x &^= highs
 	digit := (x + ones*(0x80-'0')) &^ (x + ones*(0x80-'9'-1))
 	y := x | ones*0x20 // lower case; digits are unchanged
 	letter := (y + ones*(0x80-'a')) &^ (y + ones*(0x80-'f'-1))
-	return (digit | letter) & ascii
+	return digit | letter
 }
 
 // isUPN reports whether b has the shape of an Entra user principal name:
