@@ -162,6 +162,7 @@ func (v *validator) matchHeader() error {
 	for i, n := range names {
 		v.cols[i] = newColumn(f.kinds[f.index(n)])
 	}
+	setTextRuns(v.cols)
 	return nil
 }
 

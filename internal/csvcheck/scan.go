@@ -156,6 +156,11 @@ func (v *validator) tokenize(b []byte) error {
 	for i < len(b) {
 		switch v.state {
 		case stRecordStart:
+			if !v.header && v.hooks == nil {
+				if i = v.fastRecords(b, i); i == len(b) {
+					break
+				}
+			}
 			v.recLine, v.recOff = v.line, v.base+int64(i)
 			switch b[i] {
 			case '\n':
@@ -476,6 +481,9 @@ type column struct {
 	kind kind
 	need bool // kind.needsValue()
 	fast kind // kindGUID or kindGUIDList when fastField may take the value, else kindText
+	// textRun counts the free-text columns from this one on, for
+	// fastRecord; 0 for other kinds.
+	textRun int
 }
 
 func newColumn(k kind) column {
