@@ -19,8 +19,10 @@ import (
 )
 
 const (
-	defaultMargin        = 5 * time.Second
-	defaultPrecheckBytes = 1 << 20
+	defaultMargin = 5 * time.Second
+	// defaultPrecheckBytes is twice csvcheck's longest record, so that an
+	// over-long first record is refused before anything reaches Graph.
+	defaultPrecheckBytes = 2 * csvcheck.MaxRecordBytes
 	// noDeadline is the budget of an invocation whose context has none
 	// (tests, tools): Lambda's own maximum.
 	noDeadline = 15 * time.Minute

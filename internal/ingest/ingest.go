@@ -56,7 +56,7 @@ type Handler struct {
 	// claim and write the report (default 5s, at most a tenth of the time).
 	Margin time.Duration
 	// PrecheckBytes is how much of a file is validated before anything is
-	// sent to Graph (default 1 MiB, some 4,000 rows): a smaller file is
+	// sent to Graph (default 2 MiB, some 8,000 rows): a smaller file is
 	// validated whole first.
 	PrecheckBytes int64
 	// Metrics records outcomes; may be nil.
