@@ -208,9 +208,17 @@ func TestInjectedDropResponse(t *testing.T) {
 	if r.status != http.StatusConflict {
 		t.Errorf("retry: %d, want 409", r.status)
 	}
-	if j := s.Journal(); j[0].Fault != "drop" || j[0].Status != 0 {
-		t.Errorf("journal %+v", j[0])
+	// The dropped request is journaled when its handler ends, which can
+	// be after the retry's.
+	dropped := func() bool {
+		for _, j := range s.Journal() {
+			if j.Op == "create" && j.Fault == "drop" && j.Status == 0 {
+				return true
+			}
+		}
+		return false
 	}
+	waitFor(t, dropped)
 }
 
 func TestInjectPanicsOnAnUnknownOp(t *testing.T) {
