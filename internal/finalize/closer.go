@@ -95,6 +95,12 @@ func (c *Closer) Check(ctx context.Context, sessionKey string, onlyManifest bool
 		return out, c.Ledger.MarkClosed(ctx, sessionKey)
 	}
 	if rec.SessionID == "" {
+		if !rec.Creating.Held(c.now()) {
+			// The creation failed and was given up; the next file's
+			// ingest creates the session and indexes it again.
+			out.Action, out.Reason = Skipped, "no Graph session was created"
+			return out, c.Ledger.MarkClosed(ctx, sessionKey)
+		}
 		out.Reason = "the Graph session is still being created"
 		return out, nil
 	}

@@ -317,3 +317,33 @@ func TestRunCostGrowsWithOpenSessionsOnly(t *testing.T) {
 		t.Errorf("Graph requests = %d, want 3 (one GET per open session)", graphCalls)
 	}
 }
+
+func TestAbandonedCreationLeavesTheIndex(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	ctx := context.Background()
+	// Graph refused the creation for good: the ledger has a pending record
+	// with no session, and the index entry written before the attempt.
+	w.Emu.Inject(graphemu.Fault{Op: "create", Status: 403, Times: -1})
+	key := harness.Key("a.csv")
+	if err := w.IngestRecords(ctx, w.Put(key, []byte(csvHeader+csvRow))); err == nil {
+		t.Fatal("a refused creation must return an error for Lambda's retry")
+	}
+	w.Emu.ClearFaults()
+	if keys, _ := w.Ledger.OpenSessions(ctx); len(keys) != 1 {
+		t.Fatalf("index = %v, want the attempted session", keys)
+	}
+	s := run(t, w.Closer("run"))
+	if len(s.Skipped) != 1 || s.Skipped[0].Reason != "no Graph session was created" {
+		t.Fatalf("summary = %+v", s)
+	}
+	if keys, _ := w.Ledger.OpenSessions(ctx); len(keys) != 0 {
+		t.Fatalf("index = %v, want it empty", keys)
+	}
+	// The retry creates the session and indexes it again.
+	if err := w.IngestRecords(ctx, w.Put(key, []byte(csvHeader+csvRow+csvRow))); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := w.Ledger.OpenSessions(ctx); len(keys) != 1 {
+		t.Fatalf("index = %v, want the new session", keys)
+	}
+}
