@@ -122,8 +122,7 @@ type Outcome struct {
 func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (Result, error) {
 	res := Result{Objects: []Outcome{}}
 	var probe struct {
-		Event   string `json:"Event"`
-		Records []json.RawMessage
+		Event string `json:"Event"`
 	}
 	if err := json.Unmarshal(payload, &probe); err != nil {
 		return res, review.Errorf(review.Invalid, "ingest: the payload is not an S3 event: %v", err)
