@@ -505,6 +505,26 @@ func notFound(x *exchange, rt *graphRoute) {
 		"Upload session '%s' was not found for resource '%s' in catalog '%s'.", rt.sessionID, rt.resourceID, rt.catalogID))
 }
 
+// lockActive locks s.mu and returns the session rt names, with the lock
+// held, when it is active. Otherwise it unlocks, answers the refusal (not
+// found, or not active: it takes no more what), and returns nil.
+func (s *Server) lockActive(x *exchange, rt *graphRoute, what string) *session {
+	s.mu.Lock()
+	sess := s.lookupLocked(rt)
+	if sess == nil {
+		s.mu.Unlock()
+		notFound(x, rt)
+		return nil
+	}
+	if sess.status != statusActive {
+		id, status := sess.id, sess.status
+		s.mu.Unlock()
+		notActive(x, id, status, what)
+		return nil
+	}
+	return sess
+}
+
 func notActive(x *exchange, id, status, what string) {
 	x.graphError(http.StatusBadRequest, codeSessionNotActive, fmt.Sprintf(
 		"Upload session '%s' is not active (status: %s); it accepts no more %s.", id, status, what))
@@ -577,17 +597,8 @@ func (s *Server) servePatch(x *exchange, rt *graphRoute) {
 		x.graphError(http.StatusBadRequest, "BadRequest", "The request body must set isUploadDone to true.")
 		return
 	}
-	s.mu.Lock()
-	sess := s.lookupLocked(rt)
+	sess := s.lockActive(x, rt, "changes")
 	if sess == nil {
-		s.mu.Unlock()
-		notFound(x, rt)
-		return
-	}
-	if sess.status != statusActive {
-		id, status := sess.id, sess.status
-		s.mu.Unlock()
-		notActive(x, id, status, "changes")
 		return
 	}
 	sess.status, sess.isUploadDone = statusComplete, true
@@ -597,17 +608,8 @@ func (s *Server) servePatch(x *exchange, rt *graphRoute) {
 }
 
 func (s *Server) serveDelete(x *exchange, rt *graphRoute) {
-	s.mu.Lock()
-	sess := s.lookupLocked(rt)
+	sess := s.lockActive(x, rt, "changes and cannot be deleted")
 	if sess == nil {
-		s.mu.Unlock()
-		notFound(x, rt)
-		return
-	}
-	if sess.status != statusActive {
-		id, status := sess.id, sess.status
-		s.mu.Unlock()
-		notActive(x, id, status, "changes and cannot be deleted")
 		return
 	}
 	delete(s.sessions, sess.id)

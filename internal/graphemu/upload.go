@@ -22,21 +22,10 @@ func (s *Server) serveUpload(x *exchange, rt *graphRoute) {
 	if !checkQuery(x) {
 		return
 	}
-	s.mu.Lock()
-	sess := s.lookupLocked(rt)
-	var id, status string
-	if sess != nil {
-		id, status = sess.id, sess.status
+	if s.lockActive(x, rt, "files") == nil {
+		return
 	}
 	s.mu.Unlock()
-	if sess == nil {
-		notFound(x, rt)
-		return
-	}
-	if status != statusActive {
-		notActive(x, id, status, "files")
-		return
-	}
 	if x.r.ContentLength < 0 {
 		x.graphError(http.StatusLengthRequired, "LengthRequired", "uploadFile needs a Content-Length header: chunked request bodies are not accepted.")
 		return
@@ -96,18 +85,9 @@ func (s *Server) serveUpload(x *exchange, rt *graphRoute) {
 		return
 	}
 
-	s.mu.Lock()
-	sess = s.lookupLocked(rt)
+	// Completed, deleted or expired while the file was arriving?
+	sess := s.lockActive(x, rt, "files")
 	if sess == nil {
-		s.mu.Unlock()
-		notFound(x, rt)
-		return
-	}
-	if sess.status != statusActive {
-		// Completed, deleted or expired while the file was arriving.
-		id, status := sess.id, sess.status
-		s.mu.Unlock()
-		notActive(x, id, status, "files")
 		return
 	}
 	sess.files = append(sess.files, FileView{
