@@ -30,7 +30,7 @@ TEST_ENV := BYODROP_BIN_DIR=$(BIN_DIR) BYODROP_REQUIRE_TOOLS=$(REQUIRE_TOOLS)
 TOOLS := $(BIN_DIR)/versitygw $(BIN_DIR)/aws-lambda-rie $(BIN_DIR)/staticcheck
 
 .PHONY: help tools build build-IngestFunction build-FinalizeFunction test fuzz \
-	lint invoke-ingest invoke-finalize local bench soak replay deploy clean
+	lint dashboard invoke-ingest invoke-finalize local status bench soak replay deploy clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-24s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -99,6 +99,11 @@ lint: tools ## gofmt, go vet, staticcheck (pinned), cfn-lint when present
 	@echo "==> staticcheck"; $(BIN_DIR)/staticcheck ./...
 	@if command -v cfn-lint >/dev/null 2>&1; then echo "==> cfn-lint ($$(cfn-lint --version))"; cfn-lint template.yaml; \
 	else echo "cfn-lint not found; skipping template lint"; fi
+
+# The dashboard's body in template.yaml is generated from internal/metrics;
+# the template test fails when it is stale.
+dashboard: ## rewrite template.yaml's DashboardBody from the metrics the code writes
+	$(GO) test -count=1 -run '^TestTemplateDashboardIsGenerated$$' ./internal/deploytest/ -update
 
 # --- run locally ----------------------------------------------------------
 

@@ -71,22 +71,29 @@ func activeActions(t *testing.T, tpl map[string]any, fn string, params map[strin
 func TestTemplateGrantsEachCredentialModeWhatItNeeds(t *testing.T) {
 	tpl := loadTemplate(t)
 	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:byodrop/graph-AbCdEf"
+	const key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	tests := []struct {
-		credential, secretARN string
-		readsSecret, callsSTS bool
+		credential, secretARN, keyARN   string
+		readsSecret, callsSTS, decrypts bool
 	}{
-		{"secret", arn, true, false},
-		{"certificate", arn, true, false},
-		{"aws-federation", "", false, true},
-		// Switched to federation with the old ARN still set: the secret is
-		// no longer readable.
-		{"aws-federation", arn, false, true},
+		{"secret", arn, "", true, false, false},
+		{"certificate", arn, "", true, false, false},
+		// A secret under a customer-managed key: that key, through Secrets Manager.
+		{"secret", arn, key, true, false, true},
+		{"certificate", arn, key, true, false, true},
+		{"aws-federation", "", "", false, true, false},
+		// Switched to federation with the old ARN and key still set: the
+		// secret is no longer readable, nor the key usable.
+		{"aws-federation", arn, key, false, true, false},
 	}
 	for _, tc := range tests {
-		t.Run(fmt.Sprintf("%s, ARN %q", tc.credential, tc.secretARN), func(t *testing.T) {
-			params := map[string]string{"GraphCredential": tc.credential, "ClientSecretArn": tc.secretARN}
+		t.Run(fmt.Sprintf("%s, ARN %q, key %q", tc.credential, tc.secretARN, tc.keyARN), func(t *testing.T) {
+			params := map[string]string{"GraphCredential": tc.credential, "ClientSecretArn": tc.secretARN, "SecretKmsKeyArn": tc.keyARN}
 			for _, fn := range functions {
 				actions := activeActions(t, tpl, fn, params)
+				if got := slices.Contains(actions, "kms:Decrypt"); got != tc.decrypts {
+					t.Errorf("%s: kms:Decrypt granted %v, want %v", fn, got, tc.decrypts)
+				}
 				if got := slices.Contains(actions, "secretsmanager:GetSecretValue"); got != tc.readsSecret {
 					t.Errorf("%s: secretsmanager:GetSecretValue granted %v, want %v", fn, got, tc.readsSecret)
 				}
