@@ -117,8 +117,22 @@ invoke-finalize: EVENT ?= events/scheduled.json
 invoke-finalize: tools ## invoke finalize once with events/scheduled.json (or EVENT=...)
 	$(GO) run ./cmd/byodrop-local invoke -function finalize $(foreach e,$(EVENT),-event $(e)) -env events/env.json
 
-local: tools ## the whole pipeline on this machine, no AWS account needed
-	$(GO) run ./cmd/byodrop-local run
+# KEEP=1: after the run, the S3 server keeps what it left until Ctrl-C, its
+# settings in build/local-s3.env, for `make status LOCAL=1` in another shell.
+LOCAL_S3_ENV := $(BUILD_DIR)/local-s3.env
+
+local: tools ## the whole pipeline on this machine, no AWS account needed (KEEP=1: keep its S3 server for make status)
+	$(GO) run ./cmd/byodrop-local run $(if $(filter 1,$(KEEP)),-keep $(LOCAL_S3_ENV))
+
+# Credentials and region come from the AWS SDK's settings (AWS_PROFILE,
+# AWS_REGION). LOCAL=1 reads the S3 server that `make local KEEP=1` keeps.
+status: ## where things stand: make status BUCKET=<DropBucketName> [QUEUE_URL=<FailureQueueUrl>] [STATUS_ARGS='-days 7 -json'] (LOCAL=1: make local KEEP=1's bucket)
+	@set -euo pipefail; \
+	if [ "$(LOCAL)" = 1 ]; then \
+		test -f $(LOCAL_S3_ENV) || { echo "$(LOCAL_S3_ENV) not found: run make local KEEP=1 first, and leave it running"; exit 2; }; \
+		set -a; . $(LOCAL_S3_ENV); set +a; \
+	fi; \
+	$(GO) run ./cmd/byodrop status $(if $(BUCKET),-bucket '$(BUCKET)') $(if $(QUEUE_URL),-queue-url '$(QUEUE_URL)') $(STATUS_ARGS)
 
 # File sizes of the throughput runs, in MiB; fewer or smaller ones shorten
 # the run (make bench SIZES=10,100). The 1 GiB file needs about 2 GiB of

@@ -2,7 +2,7 @@
 // an S3-compatible server, the Graph emulator, and both functions as Lambda
 // bootstraps under the runtime interface emulator.
 //
-//	byodrop-local run [-v]
+//	byodrop-local run [-v] [-keep FILE]
 //	byodrop-local invoke -function ingest|finalize -event FILE [-event FILE…] [-env events/env.json]
 //
 // `run` is `make local`; `invoke` is `make invoke-ingest` and `make
@@ -26,7 +26,7 @@ import (
 )
 
 const usage = `usage:
-  byodrop-local run [-v]
+  byodrop-local run [-v] [-keep FILE]
   byodrop-local invoke -function ingest|finalize -event FILE [-event FILE…] [-env events/env.json]
 `
 
@@ -55,13 +55,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := flag.NewFlagSet("run", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		verbose := fs.Bool("v", false, "also print what the functions and the runtime emulators log")
+		keep := fs.String("keep", "", "after the run, keep the S3 server and its buckets until Ctrl-C, its settings in this file (make local KEEP=1)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if err := checkTools(); err != nil {
 			return err
 		}
-		var opts local.Options
+		opts := local.Options{KeepEnvFile: *keep}
 		if *verbose {
 			opts.FunctionOutput = stderr
 		}

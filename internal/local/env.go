@@ -94,6 +94,12 @@ type Options struct {
 	// FunctionOutput, when set, also receives what the runtime emulators
 	// and the functions print; it is always kept (see FunctionLogs).
 	FunctionOutput io.Writer
+	// KeepEnvFile, for Run (make local KEEP=1): after the summary, the
+	// functions and the Graph emulator stop, but the S3 server keeps what
+	// the run left until the context ends, and this file holds the AWS
+	// SDK settings that reach it (for make status LOCAL=1). It is removed
+	// when the server stops.
+	KeepEnvFile string
 }
 
 // Env is a running local byodrop: the S3 server with the drop and state

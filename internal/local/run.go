@@ -241,13 +241,55 @@ func RunWith(ctx context.Context, opts Options, out io.Writer) (Summary, error) 
 			fmt.Fprintf(out, "function logs (last part):\n%s\n\n", lastLines(logs, 60))
 		}
 	}
-	stop()
 	if err != nil {
+		stop()
 		fmt.Fprintf(out, "FAILED: %v\n", err)
-	} else {
-		fmt.Fprintf(out, "OK: %d session(s) closed, %d file(s) rejected with their reasons: the run met expectations\n", len(sum.Closed()), len(sum.Rejected()))
+		return sum, err
 	}
-	return sum, err
+	if opts.KeepEnvFile == "" {
+		stop()
+	}
+	fmt.Fprintf(out, "OK: %d session(s) closed, %d file(s) rejected with their reasons: the run met expectations\n", len(sum.Closed()), len(sum.Rejected()))
+	if opts.KeepEnvFile != "" {
+		stopped = true // keep stops everything itself
+		return sum, e.keep(ctx, opts.KeepEnvFile, out)
+	}
+	return sum, nil
+}
+
+// keep stops the functions and the Graph emulator, writes the settings that
+// reach the S3 server to envFile, and serves the buckets until ctx ends.
+func (e *Env) keep(ctx context.Context, envFile string, out io.Writer) error {
+	defer e.Close()
+	e.fnOut.close()
+	for _, r := range []*testenv.RIE{e.Ingest, e.Finalize} {
+		if r != nil {
+			r.Close()
+		}
+	}
+	e.Ingest, e.Finalize = nil, nil
+	if e.Emu != nil {
+		e.Emu.Close()
+		e.Emu = nil
+	}
+	var b strings.Builder
+	b.WriteString("# The local S3 server of `make local KEEP=1`, while it runs.\n")
+	for _, kv := range e.S3.Env() {
+		b.WriteString(kv + "\n")
+	}
+	fmt.Fprintf(&b, "STATE_BUCKET=%s\nSTATE_PREFIX=%s\n", StateBucket, e.Settings.StatePrefix)
+	if err := os.MkdirAll(filepath.Dir(envFile), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(envFile, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", envFile, err)
+	}
+	defer os.Remove(envFile)
+	fmt.Fprintf(out, "\nKEEP=1: the S3 server on %s keeps the buckets %s and %s (the functions and the Graph emulator are stopped).\n", e.S3.Endpoint, DropBucket, StateBucket)
+	fmt.Fprintf(out, "Its settings are in %s. In another shell:\n  make status LOCAL=1\nPress Ctrl-C to stop it.\n", envFile)
+	<-ctx.Done()
+	fmt.Fprintln(out, "stopping the S3 server")
+	return nil
 }
 
 // plan lays out the objects Run drops.

@@ -58,7 +58,8 @@ func WriteText(w io.Writer, st *Status) error {
 		if e.SessionID != "" {
 			p.f("    session %s\n", e.SessionID)
 		}
-		if e.Note != "" {
+		// A close's note only repeats its reason.
+		if e.Note != "" && e.Note != "closed ("+e.CloseReason+")" {
 			p.f("    %s\n", e.Note)
 		}
 	}

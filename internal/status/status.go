@@ -154,7 +154,11 @@ func Read(ctx context.Context, c Clients, o Options) (*Status, error) {
 	if o.Now != nil {
 		now = o.Now
 	}
-	st := &Status{Bucket: o.Bucket, Prefix: o.Prefix, At: now().UTC(), Files: map[review.Status]int{}}
+	// Empty lists, not null, for scripts reading the JSON.
+	st := &Status{
+		Bucket: o.Bucket, Prefix: o.Prefix, At: now().UTC(), Files: map[review.Status]int{},
+		Open: []OpenSession{}, Ended: []EndedSession{}, Problems: []Problem{},
+	}
 	st.Since = st.At.Add(-time.Duration(o.Days) * 24 * time.Hour)
 
 	store := &blob.S3{Client: c.S3, Bucket: o.Bucket}
