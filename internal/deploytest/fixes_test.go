@@ -1,11 +1,17 @@
 package deploytest
 
 import (
+	"context"
+	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/byodrop/byodrop/internal/harness"
+	"github.com/byodrop/byodrop/internal/review"
 )
 
 // iamGlob reports whether an IAM resource pattern (* and ?) matches arn.
@@ -151,5 +157,31 @@ func TestTemplateLifecycleExpiresClaimsAndEndedSessions(t *testing.T) {
 				t.Errorf("rule %v expires %s", mustGet(t, r, "Id"), p)
 			}
 		}
+	}
+}
+
+// What happens to a CSV whose extension is upper case, now that it
+// triggers ingest: the real handler uploads it under its own name.
+func TestUpperCaseCSVIsIngestedLikeAnyCSV(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	data, err := os.ReadFile(repoPath(t, "events/data/badge-access.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := harness.Key("EXPORT.CSV")
+	if err := w.IngestRecords(context.Background(), w.Put(key, data)); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.Report(key); r.Status != review.Uploaded || r.Rows != 5 {
+		t.Errorf("report %+v, want uploaded with 5 rows", r)
+	}
+	var names []string
+	for _, s := range w.Emu.Sessions() {
+		for _, f := range s.Files {
+			names = append(names, f.Name)
+		}
+	}
+	if !slices.Equal(names, []string{"EXPORT.CSV"}) {
+		t.Errorf("Graph holds %v, want EXPORT.CSV", names)
 	}
 }
