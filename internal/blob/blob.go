@@ -7,6 +7,7 @@ package blob
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/byodrop/byodrop/internal/review"
 )
@@ -41,6 +42,14 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// List returns every key under prefix, in lexical order.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// ListEntries is List with each object's last-modified time.
+	ListEntries(ctx context.Context, prefix string) ([]Entry, error)
+}
+
+// Entry is one listed object.
+type Entry struct {
+	Key      string
+	Modified time.Time
 }
 
 // IsNotFound reports whether err means the object does not exist.

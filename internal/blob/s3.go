@@ -87,7 +87,20 @@ func (b *S3) Delete(ctx context.Context, key string) error {
 
 // List implements Store.
 func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
-	var keys []string
+	entries, err := b.ListEntries(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	return keys, nil
+}
+
+// ListEntries implements Store.
+func (b *S3) ListEntries(ctx context.Context, prefix string) ([]Entry, error) {
+	var out []Entry
 	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: &b.Bucket, Prefix: &prefix})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -95,10 +108,10 @@ func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
 			return nil, b.Wrap("list", prefix, err)
 		}
 		for _, o := range page.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			out = append(out, Entry{Key: aws.ToString(o.Key), Modified: aws.ToTime(o.LastModified)})
 		}
 	}
-	return keys, nil
+	return out, nil
 }
 
 // Wrap turns an S3 error into ErrNotFound, ErrPrecondition or an error whose

@@ -3,7 +3,7 @@
 //
 //	sessions/<catalog>/<resource>/<instance>.json  one record per upload session
 //	open/<catalog>/<resource>/<instance>.json      index of the sessions still open
-//	claims/<hash>.json                             one claim per object version
+//	claims/<catalog>/<resource>/<instance>/<hash>.json  one claim per object version (package claim)
 //	reports/<object key>.json                      the report of each dropped object
 //
 // Every change to a record or a claim is a conditional write (If-None-Match
@@ -68,10 +68,13 @@ var ErrNoChange error = noChange{}
 // Update gives up with a transient error (the caller's retry takes over).
 const maxRaces = 64
 
-// update is the optimistic-concurrency loop shared by sessions and claims:
-// read, let fn change the document, write it back conditionally, and start
-// again when another writer got there first.
-func update[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error) (*T, error) {
+// UpdateDoc is the optimistic-concurrency loop every ledger document is
+// written with: read the JSON document at key, let fn change it (exists
+// false: there is none yet), write it back conditionally, and start again
+// when another writer got there first. fn may return ErrNoChange to write
+// nothing; it can run several times and must only change the document it
+// is given.
+func UpdateDoc[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error) (*T, error) {
 	for race := 0; ; race++ {
 		var doc T
 		obj, err := store.Get(ctx, key)
@@ -119,7 +122,8 @@ func update[T any](ctx context.Context, store blob.Store, key string, fn func(do
 	}
 }
 
-func read[T any](ctx context.Context, store blob.Store, key string) (*T, error) {
+// ReadDoc reads the JSON document at key; blob.ErrNotFound if absent.
+func ReadDoc[T any](ctx context.Context, store blob.Store, key string) (*T, error) {
 	obj, err := store.Get(ctx, key)
 	if err != nil {
 		return nil, err
@@ -138,7 +142,7 @@ func (l *Ledger) Session(ctx context.Context, t review.Target) (*Session, error)
 
 // SessionByKey reads a record by its review.Target.SessionKey.
 func (l *Ledger) SessionByKey(ctx context.Context, sessionKey string) (*Session, error) {
-	return read[Session](ctx, l.store, l.sessionKey(sessionKey))
+	return ReadDoc[Session](ctx, l.store, l.sessionKey(sessionKey))
 }
 
 // UpdateSession applies fn to t's record and writes it back conditionally,
@@ -147,7 +151,7 @@ func (l *Ledger) SessionByKey(ctx context.Context, sessionKey string) (*Session,
 // return ErrNoChange to write nothing. fn can run several times: it must
 // only change the document it is given.
 func (l *Ledger) UpdateSession(ctx context.Context, t review.Target, fn func(s *Session, exists bool) error) (*Session, error) {
-	return update(ctx, l.store, l.sessionKey(t.SessionKey()), func(s *Session, exists bool) error {
+	return UpdateDoc(ctx, l.store, l.sessionKey(t.SessionKey()), func(s *Session, exists bool) error {
 		if !exists {
 			s.Schema = schemaVersion
 			s.Target = t
@@ -218,5 +222,5 @@ func (l *Ledger) ReportKey(key string) string {
 
 // Report reads the report of the object at key; blob.ErrNotFound if none.
 func (l *Ledger) Report(ctx context.Context, key string) (*review.Report, error) {
-	return read[review.Report](ctx, l.store, l.ReportKey(key))
+	return ReadDoc[review.Report](ctx, l.store, l.ReportKey(key))
 }
