@@ -523,3 +523,46 @@ func TestUnversionedBucket(t *testing.T) {
 		t.Errorf("read %q", got)
 	}
 }
+
+func TestChooseOfValidatedFilesReadsOnlyRecords(t *testing.T) {
+	w := newWorld(t)
+	w.drop(w.put(routeKey, goodCSV(2)))
+	w.drop(w.put("standing/"+cat+"/"+res+"/b.csv", badCSV()))
+	inv, err := w.st.List(w.ctx, w.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gets, lists, vlists := w.count.gets.Load(), w.count.lists.Load(), w.count.versionLists.Load()
+	cs, err := w.st.Choose(w.ctx, inv, cat, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 || cs[0].Ready || !cs[1].Ready {
+		t.Fatalf("choices %+v", cs)
+	}
+	if g, l, v := w.count.gets.Load()-gets, w.count.lists.Load()-lists, w.count.versionLists.Load()-vlists; g != 0 || l != 0 || v != 0 {
+		t.Errorf("Choose made %d object reads, %d lists and %d version lists; want none", g, l, v)
+	}
+	if cs, err := w.st.Choose(w.ctx, inv, cat, res2); err != nil || len(cs) != 0 {
+		t.Errorf("a resource without data: %+v %v", cs, err)
+	}
+}
+
+func TestChooseWhenTheFileChangesWhileItIsRead(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.put(routeKey, goodCSV(2))
+	w.drop(v1)
+	w.put(routeKey, goodCSV(3)) // its event is late
+	inv, err := w.st.List(w.ctx, w.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.put(routeKey, goodCSV(4)) // replaced after the listing
+	cs, err := w.st.Choose(w.ctx, inv, cat, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 1 || !cs[0].Ready || cs[0].VersionID != v1.VersionID || !cs[0].Fallback || !strings.Contains(cs[0].Reason, "changed") {
+		t.Fatalf("choice %+v, want v1 as a fallback", cs)
+	}
+}
