@@ -17,6 +17,7 @@ const (
 	OpGetInstance             = "get-instance"
 	OpGetInstanceDefinition   = "get-instance-definition"
 	OpListDefinitions         = "list-definitions"
+	OpGetDefinition           = "get-definition"
 	OpListDefinitionInstances = "list-definition-instances"
 	OpListResources           = "list-resources"
 )
@@ -124,11 +125,14 @@ type InstanceList struct {
 // InstanceInitializing; "" for all) from the flat collection
 // unified/instances, following @odata.nextLink. That collection is in the
 // metadata but not documented as a method, so when it is refused as not
-// supported (see flatRefused) it lists the definitions, then each
-// definition's instances. Each instance's status is checked again in the
-// client, case-insensitively, whatever the server's filter did. A 403 is
-// a *PermissionError naming AccessReview.Read.All.
-func (r *Reviews) ListInstances(ctx context.Context, status string) (*InstanceList, error) {
+// supported (see flatRefused) it lists the definitions, then the instances
+// of each definition that walk accepts (nil: every one; discovery passes
+// one that keeps catalog reviews, saving a request per other review). The
+// flat collection returns every instance whatever walk says. Each
+// instance's status is checked again in the client, case-insensitively,
+// whatever the server's filter did. A 403 is a *PermissionError naming
+// AccessReview.Read.All.
+func (r *Reviews) ListInstances(ctx context.Context, status string, walk func(*Definition) bool) (*InstanceList, error) {
 	q, err := statusFilter(status)
 	if err != nil {
 		return nil, err
@@ -147,6 +151,9 @@ func (r *Reviews) ListInstances(ctx context.Context, status string) (*InstanceLi
 	}
 	out.Definitions = defs
 	for _, d := range defs {
+		if walk != nil && !walk(&d) {
+			continue
+		}
 		if !review.IsGUID(d.ID) {
 			return nil, review.Errorf(review.Internal, "graph: review definition id is not a GUID: %q", d.ID)
 		}
@@ -214,6 +221,23 @@ func (r *Reviews) GetInstance(ctx context.Context, instanceID string) (*Instance
 		return nil, fmt.Errorf("graph %s: %w", OpGetInstance, err)
 	}
 	return i, nil
+}
+
+// GetDefinition reads one review definition; a missing one is
+// review.NotFound.
+func (r *Reviews) GetDefinition(ctx context.Context, definitionID string) (*Definition, error) {
+	if !review.IsGUID(definitionID) {
+		return nil, review.Errorf(review.Invalid, "graph: review definition id is not a GUID: %q", definitionID)
+	}
+	data, _, err := r.c.do(ctx, &call{op: OpGetDefinition, method: http.MethodGet, url: r.url("/definitions/" + definitionID)})
+	if err != nil {
+		return nil, withPermission(err, PermissionReviewsRead)
+	}
+	d, err := ParseDefinition(data)
+	if err != nil {
+		return nil, fmt.Errorf("graph %s: %w", OpGetDefinition, err)
+	}
+	return d, nil
 }
 
 // InstanceDefinition reads the definition of a review instance.

@@ -54,7 +54,7 @@ func TestListInstancesInitializing(t *testing.T) {
 	for _, version := range []string{"beta", "v1.0"} {
 		t.Run(version, func(t *testing.T) {
 			e, r, ids := reviewsEmu(t, "v1.0", version)
-			l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing)
+			l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +87,7 @@ func TestListInstancesFollowsNextLink(t *testing.T) {
 		s.AddInstance(graphemu.ReviewInstance{DefinitionID: d, Start: s.Now()})
 	}
 	r, _ := c.Reviews("beta")
-	l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing)
+	l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestListInstancesFallsBackWhenTheFlatCollectionIsRefused(t *testing.T) {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			e, r, ids := reviewsEmu(t, "beta", "beta")
 			e.s.SetReviewsModes(graphemu.ReviewsModes{FlatInstances: status})
-			l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing)
+			l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,6 +139,26 @@ func TestListInstancesFallsBackWhenTheFlatCollectionIsRefused(t *testing.T) {
 	}
 }
 
+func TestFallbackWalksOnlyTheDefinitionsAsked(t *testing.T) {
+	e, r, ids := reviewsEmu(t, "beta", "beta")
+	e.s.SetReviewsModes(graphemu.ReviewsModes{FlatInstances: http.StatusBadRequest})
+	catalogs := func(d *graph.Definition) bool { return len(d.CatalogIDs()) > 0 }
+	l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, catalogs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := instanceIDs(l); !slices.Equal(got, []string{ids["initializing"]}) {
+		t.Errorf("instances %v, want only the catalog review's", got)
+	}
+	if n := e.s.Count(graphemu.OpListDefinitionInstances, 0); n != 2 {
+		t.Errorf("%d per-definition lists, want 2 (the group review is skipped)", n)
+	}
+	d, err := r.GetDefinition(ctxT(t), ids["catalogDef"])
+	if err != nil || d.DisplayName != "Catalog review" {
+		t.Errorf("GetDefinition: %+v %v", d, err)
+	}
+}
+
 func TestListInstancesDoesNotFallBackOnOtherErrors(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -155,7 +175,7 @@ func TestListInstancesDoesNotFallBackOnOtherErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e, r, _ := reviewsEmu(t, "beta", "beta")
 			e.s.Inject(tt.fault)
-			_, err := r.ListInstances(ctxT(t), graph.InstanceInitializing)
+			_, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, nil)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -179,7 +199,7 @@ func TestListInstancesDoesNotFallBackOnOtherErrors(t *testing.T) {
 func TestListInstancesRetriesThrottling(t *testing.T) {
 	e, r, _ := reviewsEmu(t, "beta", "beta")
 	e.s.Inject(graphemu.Fault{Op: graphemu.OpListInstances, Status: http.StatusTooManyRequests, RetryAfter: "0", Times: 2})
-	l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing)
+	l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, nil)
 	if err != nil || len(l.Instances) != 2 {
 		t.Fatalf("%v %v", l, err)
 	}
@@ -192,7 +212,7 @@ func TestFallbackPermissionErrorOnDefinitions(t *testing.T) {
 	e, r, _ := reviewsEmu(t, "beta", "beta")
 	e.s.SetReviewsModes(graphemu.ReviewsModes{FlatInstances: http.StatusBadRequest})
 	e.s.Inject(graphemu.Fault{Op: graphemu.OpListDefinitions, Status: http.StatusForbidden})
-	_, err := r.ListInstances(ctxT(t), graph.InstanceInitializing)
+	_, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, nil)
 	if p, ok := graph.MissingPermission(err); !ok || p != graph.PermissionReviewsRead {
 		t.Errorf("error %v, want a missing AccessReview.Read.All", err)
 	}
@@ -201,7 +221,7 @@ func TestFallbackPermissionErrorOnDefinitions(t *testing.T) {
 func TestLowerCaseStatusesAreNormalised(t *testing.T) {
 	e, r, ids := reviewsEmu(t, "beta", "beta")
 	e.s.SetReviewsModes(graphemu.ReviewsModes{LowerCaseStatuses: true})
-	l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing)
+	l, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, nil)
 	if err != nil || len(l.Instances) != 2 {
 		t.Fatalf("%v %v", l, err)
 	}
