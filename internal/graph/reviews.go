@@ -147,6 +147,9 @@ func (r *Reviews) ListInstances(ctx context.Context, status string, walk func(*D
 	out := &InstanceList{Fallback: true, Refusal: err}
 	defs, err := r.ListDefinitions(ctx)
 	if err != nil {
+		if r.version != "beta" && flatRefused(err) {
+			return nil, fmt.Errorf("%w (the unified access reviews route may not be published on %s yet: try REVIEWS_API=beta)", err, r.version)
+		}
 		return nil, err
 	}
 	out.Definitions = defs

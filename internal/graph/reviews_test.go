@@ -341,6 +341,15 @@ func TestWindowOverRefusalUnderEachMode(t *testing.T) {
 	}
 }
 
+func TestReviewsOnAVersionWithoutTheRoute(t *testing.T) {
+	e, r, _ := reviewsEmu(t, "v1.0", "v1.0")
+	e.s.SetReviewsModes(graphemu.ReviewsModes{NoV1Reviews: true})
+	_, err := r.ListInstances(ctxT(t), graph.InstanceInitializing, nil)
+	if err == nil || !strings.Contains(err.Error(), "try REVIEWS_API=beta") || review.KindOf(err) != review.Invalid {
+		t.Errorf("error %v (kind %v), want an invalid one suggesting REVIEWS_API=beta", err, review.KindOf(err))
+	}
+}
+
 func TestReviewsVersionIsChecked(t *testing.T) {
 	e := startEmu(t, "v1.0")
 	if _, err := e.c.Reviews("beta-2025"); err == nil || !strings.Contains(err.Error(), "REVIEWS_API") {
