@@ -403,6 +403,9 @@ func (s *Store) writeReport(ctx context.Context, parsed dropkey.Standing) (revie
 		if err != nil {
 			return rep, err
 		}
+		if len(rec.Versions) == 0 {
+			return rep, review.Errorf(review.Internal, "standing record %s lists no version", s.RecordKey(key))
+		}
 		rep = reportOf(rec, parsed, s.cfg.Now().UTC())
 		if err := s.cfg.Ledger.WriteReport(ctx, rep); err != nil {
 			return rep, err

@@ -3,6 +3,7 @@ package standing
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -564,5 +565,69 @@ func TestChooseWhenTheFileChangesWhileItIsRead(t *testing.T) {
 	}
 	if len(cs) != 1 || !cs[0].Ready || cs[0].VersionID != v1.VersionID || !cs[0].Fallback || !strings.Contains(cs[0].Reason, "changed") {
 		t.Fatalf("choice %+v, want v1 as a fallback", cs)
+	}
+}
+
+func TestChooseStillChoosesWhenItsReportCannotBeWritten(t *testing.T) {
+	w := newWorld(t)
+	o := w.put(routeKey, goodCSV(2)) // its event never came
+	w.store.failNext("reports/", 1)
+	cs := w.choose(cat, res)
+	if len(cs) != 1 || !cs[0].Ready || cs[0].VersionID != o.VersionID {
+		t.Fatalf("choice %+v", cs)
+	}
+	if _, err := w.led.Report(w.ctx, routeKey); !blob.IsNotFound(err) {
+		t.Fatalf("report: %v", err)
+	}
+	// The late event writes it, without reading the object again.
+	gets := w.count.gets.Load()
+	if rep := w.drop(o); rep.Status != review.Ready {
+		t.Errorf("report %+v", rep)
+	}
+	if n := w.count.gets.Load() - gets; n != 0 {
+		t.Errorf("%d object reads", n)
+	}
+}
+
+// FuzzRecordDocument decodes arbitrary bytes as a standing record (a
+// document anyone with write access to the state prefix could change) and
+// merges a version into it and reports from it: never a panic, and never a
+// ready report that names a fallback.
+func FuzzRecordDocument(f *testing.F) {
+	f.Add([]byte(`{"schema":1,"key":"standing/badges/access.csv","versions":[]}`))
+	f.Add([]byte(`{"schema":1,"key":"standing/badges/access.csv","versions":[{"versionId":"x","etag":"e","status":"ready","position":-3}]}`))
+	f.Add([]byte(`{"key":"standing/other.csv"}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var rec Record
+		if json.Unmarshal(data, &rec) != nil {
+			return
+		}
+		rec.add(Version{VersionID: "new", ETag: "n", Status: review.Rejected, Position: 2})
+		if v, i := rec.newest(); v == nil || i < 0 {
+			t.Fatal("no newest version after an add")
+		}
+		p := dropkey.Standing{CatalogID: cat, ResourceID: res, Folder: "standing/badges/", File: "access.csv"}
+		rep := reportOf(&rec, p, time.Time{})
+		if rep.Status == review.Ready && rep.FallbackVersionID != "" {
+			t.Fatalf("a ready report with a fallback: %+v", rep)
+		}
+	})
+}
+
+func TestARecordThatIsNotOursIsNotOverwritten(t *testing.T) {
+	w := newWorld(t)
+	o := w.put(routeKey, goodCSV(1))
+	for _, doc := range []string{`{"schema":1,"key":"standing/other.csv","versions":[]}`, `not json`} {
+		if _, err := w.store.Put(w.ctx, w.st.RecordKey(routeKey), []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.st.Drop(w.ctx, o); err == nil || review.KindOf(err) != review.Internal {
+			t.Errorf("%s: Drop error %v, want an internal one", doc, err)
+		}
+		obj, err := w.store.Get(w.ctx, w.st.RecordKey(routeKey))
+		if err != nil || string(obj.Data) != doc {
+			t.Errorf("record changed to %q (%v)", obj.Data, err)
+		}
 	}
 }
