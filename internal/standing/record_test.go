@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
@@ -108,4 +110,20 @@ func FuzzRecordMergeIsOrderIndependent(f *testing.F) {
 			t.Fatalf("records differ:\n%s\n%s", a, b)
 		}
 	})
+}
+
+func TestRecordKey(t *testing.T) {
+	st := New(Config{Ledger: ledger.New(nil, "state/")})
+	if got := st.RecordKey("standing/badges/a.csv"); got != "state/standing/badges/a.csv.json" {
+		t.Errorf("record key %q", got)
+	}
+	long := "standing/badges/" + strings.Repeat("x", 1000) + ".csv"
+	a, b := st.RecordKey(long), st.RecordKey(long+"x")
+	if !strings.HasPrefix(a, "state/standing/long-keys/") || len(a) > maxKey || a == b {
+		t.Errorf("long keys %q, %q", a, b)
+	}
+	// A route called long-keys cannot collide with the hashed records.
+	if got := st.RecordKey("standing/long-keys/a.csv"); !strings.HasPrefix(got, "state/standing/long-keys/") || strings.HasSuffix(got, "a.csv.json") {
+		t.Errorf("record key %q", got)
+	}
 }
