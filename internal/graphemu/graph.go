@@ -456,6 +456,9 @@ func (s *Server) serveCreate(x *exchange, rt *graphRoute) {
 		x.graphError(http.StatusBadRequest, "BadRequest", err.Error())
 		return
 	}
+	if s.refuseLate(x, b.instID, "new upload session") {
+		return
+	}
 	s.mu.Lock()
 	now := s.nowLocked()
 	key := pairKey(rt.catalogID, rt.resourceID, b.instID)

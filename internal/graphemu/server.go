@@ -104,6 +104,7 @@ type Server struct {
 	seq      int64
 	faults   []*faultState
 	journal  []Request
+	reviews  reviewsState // access reviews and catalog resources (reviews.go)
 }
 
 // Start starts an emulator serving HTTPS on opts.Addr (127.0.0.1:0 by
