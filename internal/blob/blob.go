@@ -46,6 +46,14 @@ type Store interface {
 	ListEntries(ctx context.Context, prefix string) ([]Entry, error)
 }
 
+// Tagger is a Store that can tag an object as it replaces it, in the same
+// request (x-amz-tagging), so that lifecycle rules can select it.
+type Tagger interface {
+	// ReplaceTagged is Replace that also sets the object's tags, given as
+	// a URL query ("key=value&key2=value2").
+	ReplaceTagged(ctx context.Context, key string, data []byte, etag, tagging string) (string, error)
+}
+
 // Entry is one listed object.
 type Entry struct {
 	Key      string

@@ -53,6 +53,14 @@ func (b *S3) Replace(ctx context.Context, key string, data []byte, etag string) 
 	return b.put(ctx, "replace", key, data, func(in *s3.PutObjectInput) { in.IfMatch = aws.String(etag) })
 }
 
+// ReplaceTagged implements Tagger.
+func (b *S3) ReplaceTagged(ctx context.Context, key string, data []byte, etag, tagging string) (string, error) {
+	return b.put(ctx, "replace", key, data, func(in *s3.PutObjectInput) {
+		in.IfMatch = aws.String(etag)
+		in.Tagging = aws.String(tagging)
+	})
+}
+
 // Put implements Store.
 func (b *S3) Put(ctx context.Context, key string, data []byte) (string, error) {
 	return b.put(ctx, "put", key, data, nil)

@@ -75,6 +75,12 @@ const maxRaces = 64
 // nothing; it can run several times and must only change the document it
 // is given.
 func UpdateDoc[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error) (*T, error) {
+	return updateDoc(ctx, store, key, fn, nil)
+}
+
+// updateDoc is UpdateDoc; tags, when set, gives the tags of the document
+// as it is written ("" for none), applied where the store can tag.
+func updateDoc[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error, tags func(*T) string) (*T, error) {
 	for race := 0; ; race++ {
 		var doc T
 		obj, err := store.Get(ctx, key)
@@ -97,9 +103,13 @@ func UpdateDoc[T any](ctx context.Context, store blob.Store, key string, fn func
 		if err != nil {
 			return nil, err
 		}
-		if exists {
+		tagger, canTag := store.(blob.Tagger)
+		switch {
+		case exists && canTag && tags != nil && tags(&doc) != "":
+			_, err = tagger.ReplaceTagged(ctx, key, data, obj.ETag, tags(&doc))
+		case exists:
 			_, err = store.Replace(ctx, key, data, obj.ETag)
-		} else {
+		default:
 			_, err = store.Create(ctx, key, data)
 		}
 		if err == nil {
@@ -150,15 +160,29 @@ func (l *Ledger) SessionByKey(ctx context.Context, sessionKey string) (*Session,
 // there is no record yet (fn must then fill it in, Target first); it may
 // return ErrNoChange to write nothing. fn can run several times: it must
 // only change the document it is given.
+//
+// The record of an ended session is tagged EndedTag as it is written, so
+// that a lifecycle rule of the bucket can expire the records of sessions
+// long over (a record is created pending, so the tagged write is always a
+// replace).
 func (l *Ledger) UpdateSession(ctx context.Context, t review.Target, fn func(s *Session, exists bool) error) (*Session, error) {
-	return UpdateDoc(ctx, l.store, l.sessionKey(t.SessionKey()), func(s *Session, exists bool) error {
+	return updateDoc(ctx, l.store, l.sessionKey(t.SessionKey()), func(s *Session, exists bool) error {
 		if !exists {
 			s.Schema = schemaVersion
 			s.Target = t
 		}
 		return fn(s, exists)
+	}, func(s *Session) string {
+		if s.Ended() {
+			return EndedTag
+		}
+		return ""
 	})
 }
+
+// EndedTag is the tag of the record of an ended session (complete or
+// expired), as an S3 tagging query.
+const EndedTag = "byodrop-state=ended"
 
 // MarkOpen adds t's session to the open index.
 func (l *Ledger) MarkOpen(ctx context.Context, t review.Target) error {
