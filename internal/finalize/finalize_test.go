@@ -173,6 +173,20 @@ func TestEmptySessionIsNeverClosed(t *testing.T) {
 	}
 }
 
+func TestEmptySessionExpiresWhenItsWindowEnds(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	emptySession(t, w)
+	c := w.Closer("run")
+	c.Now = at(w.Settings.UploadWindow + time.Minute)
+	s := run(t, c)
+	if len(s.Expired) != 1 || patches(w) != 0 {
+		t.Fatalf("summary = %+v, %d patches; want the empty session expired, never closed", s, patches(w))
+	}
+	if open, _ := w.Ledger.OpenSessions(context.Background()); len(open) != 0 {
+		t.Fatalf("open index = %v, want empty", open)
+	}
+}
+
 func TestSessionExpiredInGraph(t *testing.T) {
 	w := harness.New(t, harness.Options{})
 	uploadTo(t, w, harness.Target(), "a.csv")
