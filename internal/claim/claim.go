@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/byodrop/byodrop/internal/blob"
@@ -48,11 +49,12 @@ const DefaultLease = time.Minute
 
 // Claim records who handles one object version, and how it ended.
 type Claim struct {
-	Key       string `json:"key"`
-	VersionID string `json:"versionId,omitempty"`
-	ETag      string `json:"etag,omitempty"`
-	State     State  `json:"state"`
-	Owner     string `json:"owner"`
+	ledger.Versioned `json:"-"`
+	Key              string `json:"key"`
+	VersionID        string `json:"versionId,omitempty"`
+	ETag             string `json:"etag,omitempty"`
+	State            State  `json:"state"`
+	Owner            string `json:"owner"`
 	// Until is when an active claim lapses unless its holder renews it.
 	Until time.Time `json:"until"`
 	// Attempts counts the invocations that took the claim. After the first,
@@ -89,6 +91,26 @@ type Claims struct {
 	Lease time.Duration
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+
+	// stored keeps each claim as this process last wrote it, so that the
+	// next change of a claim it holds needs no read.
+	mu     sync.Mutex
+	stored map[string]blob.Object
+}
+
+func (c *Claims) remember(key string, o blob.Object) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stored == nil {
+		c.stored = map[string]blob.Object{}
+	}
+	c.stored[key] = o
+}
+
+func (c *Claims) last(key string) blob.Object {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stored[key]
 }
 
 // New returns the claims kept beside led's documents.
@@ -143,15 +165,16 @@ func (c *Claims) Take(ctx context.Context, o Ref, owner string) (Result, error) 
 	if err != nil {
 		return Result{}, err
 	}
-	_, err = c.store.Create(ctx, c.key(o), data)
+	etag, err := c.store.Create(ctx, c.key(o), data)
 	if err == nil {
+		c.remember(c.key(o), blob.Object{Data: data, ETag: etag})
 		return Result{Claim: first, Acquired: true}, nil
 	}
 	if !blob.IsPrecondition(err) {
 		return Result{}, err
 	}
 	var res Result
-	_, err = ledger.UpdateDoc(ctx, c.store, c.key(o), func(cl *Claim, exists bool) error {
+	doc, err := ledger.UpdateDoc(ctx, c.store, c.key(o), func(cl *Claim, exists bool) error {
 		now := c.now()
 		res = Result{Claim: *cl}
 		switch {
@@ -169,6 +192,9 @@ func (c *Claims) Take(ctx context.Context, o Ref, owner string) (Result, error) 
 		res.Claim, res.Acquired = *cl, true
 		return nil
 	})
+	if err == nil && res.Acquired {
+		c.remember(c.key(o), doc.Stored())
+	}
 	return res, err
 }
 
@@ -197,7 +223,8 @@ func (c *Claims) Release(ctx context.Context, o Ref, owner string) error {
 }
 
 func (c *Claims) change(ctx context.Context, o Ref, owner string, fn func(*Claim)) error {
-	_, err := ledger.UpdateDoc(ctx, c.store, c.key(o), func(cl *Claim, exists bool) error {
+	key := c.key(o)
+	doc, err := ledger.UpdateDocFrom(ctx, c.store, key, c.last(key), func(cl *Claim, exists bool) error {
 		if !exists || cl.Owner != owner || cl.State != Active {
 			// Someone else took over after our claim lapsed: their outcome
 			// stands, ours must not overwrite it.
@@ -207,6 +234,9 @@ func (c *Claims) change(ctx context.Context, o Ref, owner string, fn func(*Claim
 		cl.UpdatedAt = c.now().UTC()
 		return nil
 	})
+	if err == nil {
+		c.remember(key, doc.Stored())
+	}
 	return err
 }
 

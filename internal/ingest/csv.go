@@ -139,6 +139,10 @@ func (h *Handler) ingestCSV(ctx context.Context, o *object, resumed bool) (revie
 		h.log().Debug("file validated whole before upload", "key", o.key, "rows", o.report.Rows)
 	}
 	sessions := h.sessions(o)
+	if resumed {
+		// What an earlier attempt did is read from the record itself.
+		sessions.Cache = nil
+	}
 	rec, err := sessions.Ensure(ctx, o.parsed.Target)
 	if err != nil {
 		return classify(err)
@@ -161,7 +165,7 @@ func (h *Handler) ingestCSV(ctx context.Context, o *object, resumed bool) (revie
 		}
 		if alreadyUploaded(gs.Files, rec, o) {
 			h.log().Info("an earlier attempt uploaded this file before it stopped; recording it", "key", o.key, "session", rec.SessionID)
-			return h.commit(ctx, o, sessions)
+			return h.commit(ctx, o, sessions, rec)
 		}
 	}
 	var last *csvcheck.Reader
@@ -189,7 +193,7 @@ func (h *Handler) ingestCSV(ctx context.Context, o *object, resumed bool) (revie
 		return classify(err)
 	}
 	h.log().Debug("uploaded", "key", o.key, "session", rec.SessionID, "upload_ms", h.now().Sub(started).Milliseconds())
-	return h.commit(ctx, o, sessions)
+	return h.commit(ctx, o, sessions, rec)
 }
 
 // committedStatus is the status of a file recorded in rec: uploaded,
@@ -203,10 +207,10 @@ func committedStatus(rec *ledger.Session) (review.Status, error) {
 
 // commit records the uploaded file in the session's ledger record, then
 // closes the session at once if that completes its manifest.
-func (h *Handler) commit(ctx context.Context, o *object, sessions *lifecycle.Sessions) (review.Status, error) {
+func (h *Handler) commit(ctx context.Context, o *object, sessions *lifecycle.Sessions, rec *ledger.Session) (review.Status, error) {
 	f := ledger.File{Name: o.parsed.File, Key: o.key, VersionID: o.ref.VersionID, ETag: o.ref.ETag,
 		Size: o.size, Rows: o.report.Rows, UploadedAt: h.now().UTC()}
-	updated, err := sessions.RecordFile(ctx, o.parsed.Target, f)
+	updated, err := sessions.RecordFile(ctx, o.parsed.Target, f, rec)
 	if err != nil {
 		return review.Failed, fmt.Errorf("recording the upload in the ledger: %w", err)
 	}
@@ -261,6 +265,7 @@ func (h *Handler) sessions(o *object) *lifecycle.Sessions {
 	return &lifecycle.Sessions{
 		Graph: h.Graph, Ledger: o.led, Claims: h.claims(o), Log: h.log(), Owner: o.owner, Now: h.now,
 		Policy: h.policy(), UploadWindow: h.Settings.UploadWindow, Profile: h.Profile, CanList: h.CanList,
+		Cache: h.records,
 	}
 }
 

@@ -75,15 +75,50 @@ const maxRaces = 64
 // nothing; it can run several times and must only change the document it
 // is given.
 func UpdateDoc[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error) (*T, error) {
-	return updateDoc(ctx, store, key, fn, nil)
+	return updateDoc(ctx, store, key, fn, nil, blob.Object{})
+}
+
+// UpdateDocFrom is UpdateDoc starting from from, the document as it was
+// last read or written (its Stored form), instead of reading it: one
+// request fewer when nobody wrote it since. A stale from only costs the
+// lost conditional write and a read.
+func UpdateDocFrom[T any](ctx context.Context, store blob.Store, key string, from blob.Object, fn func(doc *T, exists bool) error) (*T, error) {
+	return updateDoc(ctx, store, key, fn, nil, from)
+}
+
+// Versioned, embedded in a document type, remembers the document's stored
+// form (bytes and ETag) as last read or written, so that the next update
+// can start from it (UpdateDocFrom) without reading it again.
+type Versioned struct{ stored blob.Object }
+
+// Stored returns the document as last read or written; a zero Object if
+// unknown.
+func (v *Versioned) Stored() blob.Object { return v.stored }
+
+func (v *Versioned) setStored(o blob.Object) { v.stored = o }
+
+type storedSetter interface{ setStored(blob.Object) }
+
+func remember(doc any, o blob.Object) {
+	if s, ok := doc.(storedSetter); ok {
+		s.setStored(o)
+	}
 }
 
 // updateDoc is UpdateDoc; tags, when set, gives the tags of the document
-// as it is written ("" for none), applied where the store can tag.
-func updateDoc[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error, tags func(*T) string) (*T, error) {
+// as it is written ("" for none), applied where the store can tag; from,
+// when it has an ETag, stands for the first read.
+func updateDoc[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error, tags func(*T) string, from blob.Object) (*T, error) {
 	for race := 0; ; race++ {
 		var doc T
-		obj, err := store.Get(ctx, key)
+		var obj blob.Object
+		var err error
+		fromKnown := race == 0 && from.ETag != ""
+		if fromKnown {
+			obj = from
+		} else {
+			obj, err = store.Get(ctx, key)
+		}
 		exists := err == nil
 		switch {
 		case exists:
@@ -95,6 +130,9 @@ func updateDoc[T any](ctx context.Context, store blob.Store, key string, fn func
 		}
 		if err := fn(&doc, exists); err != nil {
 			if err == ErrNoChange {
+				if exists {
+					remember(&doc, obj)
+				}
 				return &doc, nil
 			}
 			return nil, err
@@ -104,18 +142,20 @@ func updateDoc[T any](ctx context.Context, store blob.Store, key string, fn func
 			return nil, err
 		}
 		tagger, canTag := store.(blob.Tagger)
+		var etag string
 		switch {
 		case exists && canTag && tags != nil && tags(&doc) != "":
-			_, err = tagger.ReplaceTagged(ctx, key, data, obj.ETag, tags(&doc))
+			etag, err = tagger.ReplaceTagged(ctx, key, data, obj.ETag, tags(&doc))
 		case exists:
-			_, err = store.Replace(ctx, key, data, obj.ETag)
+			etag, err = store.Replace(ctx, key, data, obj.ETag)
 		default:
-			_, err = store.Create(ctx, key, data)
+			etag, err = store.Create(ctx, key, data)
 		}
 		if err == nil {
+			remember(&doc, blob.Object{Data: data, ETag: etag})
 			return &doc, nil
 		}
-		if !blob.IsPrecondition(err) {
+		if !blob.IsPrecondition(err) && !(fromKnown && blob.IsNotFound(err)) {
 			return nil, err
 		}
 		if race >= maxRaces {
@@ -142,6 +182,7 @@ func ReadDoc[T any](ctx context.Context, store blob.Store, key string) (*T, erro
 	if err := json.Unmarshal(obj.Data, &doc); err != nil {
 		return nil, review.Errorf(review.Internal, "ledger document %s is not valid JSON: %v", key, err)
 	}
+	remember(&doc, obj)
 	return &doc, nil
 }
 
@@ -166,6 +207,12 @@ func (l *Ledger) SessionByKey(ctx context.Context, sessionKey string) (*Session,
 // long over (a record is created pending, so the tagged write is always a
 // replace).
 func (l *Ledger) UpdateSession(ctx context.Context, t review.Target, fn func(s *Session, exists bool) error) (*Session, error) {
+	return l.UpdateSessionFrom(ctx, t, blob.Object{}, fn)
+}
+
+// UpdateSessionFrom is UpdateSession starting from from, the record as it
+// was last read or written (Session.Stored), instead of reading it.
+func (l *Ledger) UpdateSessionFrom(ctx context.Context, t review.Target, from blob.Object, fn func(s *Session, exists bool) error) (*Session, error) {
 	return updateDoc(ctx, l.store, l.sessionKey(t.SessionKey()), func(s *Session, exists bool) error {
 		if !exists {
 			s.Schema = schemaVersion
@@ -177,7 +224,7 @@ func (l *Ledger) UpdateSession(ctx context.Context, t review.Target, fn func(s *
 			return EndedTag
 		}
 		return ""
-	})
+	}, from)
 }
 
 // EndedTag is the tag of the record of an ended session (complete or

@@ -62,6 +62,7 @@ type Manifest struct {
 
 // Session is the ledger's record of one upload session.
 type Session struct {
+	Versioned `json:"-"`
 	Schema    int           `json:"schema"`
 	Target    review.Target `json:"target"`
 	Profile   string        `json:"profile,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/byodrop/byodrop/internal/blob"
 	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/review"
 )
@@ -13,8 +14,14 @@ import (
 // recorded whatever the session's state, because Graph holds it; the
 // caller reports it by the returned record's state (an upload that
 // finished after its session expired is reported expired, not uploaded).
-func (s *Sessions) RecordFile(ctx context.Context, t review.Target, f ledger.File) (*ledger.Session, error) {
-	return s.Ledger.UpdateSession(ctx, t, func(r *ledger.Session, exists bool) error {
+// from is the record as the caller last had it (nil: read it): its stored
+// form saves the read when nobody wrote the record since.
+func (s *Sessions) RecordFile(ctx context.Context, t review.Target, f ledger.File, from *ledger.Session) (*ledger.Session, error) {
+	var known blob.Object
+	if from != nil {
+		known = from.Stored()
+	}
+	rec, err := s.Ledger.UpdateSessionFrom(ctx, t, known, func(r *ledger.Session, exists bool) error {
 		if !exists {
 			return review.Errorf(review.Internal, "the ledger record of the session of %s vanished", t)
 		}
@@ -23,6 +30,10 @@ func (s *Sessions) RecordFile(ctx context.Context, t review.Target, f ledger.Fil
 		}
 		return nil
 	})
+	if err == nil {
+		s.Cache.put(rec)
+	}
+	return rec, err
 }
 
 // RecordManifest records the review's manifest m in t's session record,
