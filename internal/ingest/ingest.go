@@ -63,13 +63,18 @@ type Handler struct {
 	// ClaimLease is how long a claim on an object version lasts without
 	// renewal (default claim.DefaultLease).
 	ClaimLease time.Duration
+
+	// records caches the session records this container knows (nil: no
+	// cache); New makes one.
+	records *lifecycle.RecordCache
 }
 
 // New returns a Handler on the Graph client g, with what g's API profile
 // can and needs to do.
 func New(s config.Settings, g *graph.Client, s3c *s3.Client, log *slog.Logger) *Handler {
 	p := g.Profile()
-	return &Handler{Settings: s, Graph: g, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: s3c, Log: log}
+	return &Handler{Settings: s, Graph: g, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: s3c, Log: log,
+		records: &lifecycle.RecordCache{}}
 }
 
 // Metrics receives one call per handled object.

@@ -16,13 +16,24 @@ import (
 var errCreatorBusy = errors.New("another invocation is creating the session")
 
 // Ensure finds or creates the upload session of t and returns its record:
-// with a SessionID, or ended (complete or expired). The ledger record is
+// with a SessionID, or ended (complete or expired). A record in Cache is
+// returned as it is: it may since have ended, which Graph's refusal of the
+// upload then tells. The ledger record is
 // the meeting point: one invocation takes the creating lease with a
 // conditional write, indexes the session as open, and creates it in Graph
 // while renewing the lease; the others wait for its id. A lapsed lease (the
 // creator crashed) is taken over, and a session Graph already has is found
 // again through a list (a 409 or 400 on create).
 func (s *Sessions) Ensure(ctx context.Context, t review.Target) (*ledger.Session, error) {
+	if rec := s.Cache.get(t.SessionKey()); rec != nil {
+		return rec, nil
+	}
+	rec, err := s.ensure(ctx, t)
+	s.Cache.put(rec)
+	return rec, err
+}
+
+func (s *Sessions) ensure(ctx context.Context, t review.Target) (*ledger.Session, error) {
 	for wait := 50 * time.Millisecond; ; wait = min(wait*2, time.Second) {
 		rec, err := s.Ledger.UpdateSession(ctx, t, func(r *ledger.Session, exists bool) error {
 			now := s.now()

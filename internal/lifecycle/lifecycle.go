@@ -50,6 +50,9 @@ type Sessions struct {
 	LeaseFor time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Cache, when set, lets Ensure find a session this process already
+	// knows without reading its record.
+	Cache *RecordCache
 }
 
 func (s *Sessions) now() time.Time {
