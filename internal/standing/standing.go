@@ -64,7 +64,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -341,52 +340,22 @@ func (s *Store) position(ctx context.Context, bucket, key, versionID string) (in
 	return 0, nil
 }
 
-// maxRaces bounds the lost conditional writes in a row before record gives
-// up with a transient error.
-const maxRaces = 64
-
-// record merges v into the key's record with a conditional write,
-// retrying lost races; it returns the record as written (or found).
+// record merges v into the key's record with the ledger's conditional
+// write loop; it returns the record as written (or found).
 func (s *Store) record(ctx context.Context, key string, v Version) (*Record, error) {
 	rk := s.RecordKey(key)
-	store := s.cfg.Ledger.Store()
-	for race := 0; ; race++ {
-		rec, etag, err := s.readRecord(ctx, key)
-		exists := err == nil
+	return ledger.UpdateDoc(ctx, s.cfg.Ledger.Store(), rk, func(rec *Record, exists bool) error {
 		switch {
-		case blob.IsNotFound(err):
-			rec = &Record{Schema: recordSchema, Key: key}
-		case err != nil:
-			return nil, err
+		case !exists:
+			*rec = Record{Schema: recordSchema, Key: key}
+		case rec.Key != key:
+			return review.Errorf(review.Internal, "standing record %s is for %q, not %q", rk, rec.Key, key)
 		}
 		if !rec.add(v) {
-			return rec, nil
+			return ledger.ErrNoChange
 		}
-		data, err := json.MarshalIndent(rec, "", "  ")
-		if err != nil {
-			return nil, err
-		}
-		if exists {
-			_, err = store.Replace(ctx, rk, data, etag)
-		} else {
-			_, err = store.Create(ctx, rk, data)
-		}
-		if err == nil {
-			return rec, nil
-		}
-		if !blob.IsPrecondition(err) && !(exists && blob.IsNotFound(err)) {
-			return nil, err
-		}
-		if race >= maxRaces {
-			return nil, review.Errorf(review.Transient, "standing record %s: gave up after %d concurrent-write conflicts", rk, race+1)
-		}
-		wait := time.Duration(5+rand.IntN(20*min(race+1, 8))) * time.Millisecond
-		select {
-		case <-ctx.Done():
-			return nil, review.Errorf(review.Transient, "standing record %s: %w", rk, ctx.Err())
-		case <-time.After(wait):
-		}
-	}
+		return nil
+	})
 }
 
 // maxReportRounds bounds how often writeReport follows a record that keeps
