@@ -119,7 +119,8 @@ func (a *App) Finalize() (func(ctx context.Context, _ finalize.Input) (finalize.
 		led := ledger.New(&blob.S3{Client: a.S3, Bucket: a.Settings.StateBucket}, a.Settings.StatePrefix)
 		c := &finalize.Closer{
 			Graph: a.Graph, Ledger: led, Log: a.Log, Owner: owner(ctx),
-			Policy: review.Policy{QuietPeriod: a.Settings.QuietPeriod, CloseMargin: a.Settings.CloseMargin},
+			Policy:       review.Policy{QuietPeriod: a.Settings.QuietPeriod, CloseMargin: a.Settings.CloseMargin},
+			UploadWindow: a.Settings.UploadWindow, Profile: a.Profile.Name, CanList: a.Profile.CanList,
 		}
 		defer flush(ctx, a.Metrics, a.Log)
 		s, err := c.Run(ctx)

@@ -7,6 +7,7 @@ package blob
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/byodrop/byodrop/internal/review"
 )
@@ -41,6 +42,22 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// List returns every key under prefix, in lexical order.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// ListEntries is List with each object's last-modified time.
+	ListEntries(ctx context.Context, prefix string) ([]Entry, error)
+}
+
+// Tagger is a Store that can tag an object as it replaces it, in the same
+// request (x-amz-tagging), so that lifecycle rules can select it.
+type Tagger interface {
+	// ReplaceTagged is Replace that also sets the object's tags, given as
+	// a URL query ("key=value&key2=value2").
+	ReplaceTagged(ctx context.Context, key string, data []byte, etag, tagging string) (string, error)
+}
+
+// Entry is one listed object.
+type Entry struct {
+	Key      string
+	Modified time.Time
 }
 
 // IsNotFound reports whether err means the object does not exist.

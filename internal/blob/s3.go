@@ -53,6 +53,14 @@ func (b *S3) Replace(ctx context.Context, key string, data []byte, etag string) 
 	return b.put(ctx, "replace", key, data, func(in *s3.PutObjectInput) { in.IfMatch = aws.String(etag) })
 }
 
+// ReplaceTagged implements Tagger.
+func (b *S3) ReplaceTagged(ctx context.Context, key string, data []byte, etag, tagging string) (string, error) {
+	return b.put(ctx, "replace", key, data, func(in *s3.PutObjectInput) {
+		in.IfMatch = aws.String(etag)
+		in.Tagging = aws.String(tagging)
+	})
+}
+
 // Put implements Store.
 func (b *S3) Put(ctx context.Context, key string, data []byte) (string, error) {
 	return b.put(ctx, "put", key, data, nil)
@@ -87,7 +95,20 @@ func (b *S3) Delete(ctx context.Context, key string) error {
 
 // List implements Store.
 func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
-	var keys []string
+	entries, err := b.ListEntries(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	return keys, nil
+}
+
+// ListEntries implements Store.
+func (b *S3) ListEntries(ctx context.Context, prefix string) ([]Entry, error) {
+	var out []Entry
 	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: &b.Bucket, Prefix: &prefix})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -95,10 +116,10 @@ func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
 			return nil, b.Wrap("list", prefix, err)
 		}
 		for _, o := range page.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			out = append(out, Entry{Key: aws.ToString(o.Key), Modified: aws.ToTime(o.LastModified)})
 		}
 	}
-	return keys, nil
+	return out, nil
 }
 
 // Wrap turns an S3 error into ErrNotFound, ErrPrecondition or an error whose

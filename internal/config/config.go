@@ -7,7 +7,8 @@
 // Normalization, beyond the defaults:
 //   - Values are trimmed of surrounding white space, except
 //     AZURE_CLIENT_SECRET, which is used exactly as given.
-//   - INCOMING_PREFIX and STATE_PREFIX end with '/'.
+//   - INCOMING_PREFIX, STATE_PREFIX and STANDING_PREFIX end with '/'.
+//   - DROP_BUCKET, when unset, is STATE_BUCKET.
 //   - AZURE_AUTHORITY_HOST ends with '/'; GRAPH_ENDPOINT does not.
 //   - The GUIDs of ROUTES and AZURE_CLIENT_ID are lower-cased; a GUID tenant
 //     id too (a domain-like tenant name is kept as given).
@@ -56,6 +57,9 @@ const (
 	EnvS3PathStyle    = "S3_USE_PATH_STYLE"
 	EnvCredential     = "GRAPH_CREDENTIAL"
 	EnvSecretARN      = "GRAPH_SECRET_ARN"
+	EnvDropBucket     = "DROP_BUCKET"
+	EnvStandingPrefix = "STANDING_PREFIX"
+	EnvReviewsAPI     = "REVIEWS_API"
 )
 
 // Defaults, as in product.md.
@@ -69,6 +73,8 @@ const (
 	DefaultQuietPeriod    = 10 * time.Minute
 	DefaultCloseMargin    = 15 * time.Minute
 	DefaultCredential     = CredentialSecret
+	DefaultStandingPrefix = "standing/"
+	DefaultReviewsAPI     = "beta"
 )
 
 // The values of GRAPH_CREDENTIAL.
@@ -85,6 +91,10 @@ const (
 
 // GraphAPIs are the accepted values of GRAPH_API (see graph-contract.md).
 var GraphAPIs = []string{"v1.0", "beta", "beta-2025"}
+
+// ReviewsAPIs are the accepted values of REVIEWS_API: the Graph versions
+// that document the access reviews unified route (graph-contract.md).
+var ReviewsAPIs = []string{"beta", "v1.0"}
 
 var credentials = []string{CredentialSecret, CredentialCertificate, CredentialAWSFederation}
 
@@ -113,6 +123,12 @@ type Settings struct {
 	S3PathStyle bool   // S3_USE_PATH_STYLE
 	Credential  string // GRAPH_CREDENTIAL: secret, certificate or aws-federation
 	SecretARN   string // GRAPH_SECRET_ARN
+	// DropBucket is DROP_BUCKET, the bucket whose standing data discovery
+	// reads; it defaults to StateBucket (and so may be empty, meaning the
+	// bucket of the event being handled, which discovery does not have).
+	DropBucket     string
+	StandingPrefix string // STANDING_PREFIX, ending with '/'
+	ReviewsAPI     string // REVIEWS_API: beta or v1.0
 }
 
 // SettingError is one problem with one setting.
@@ -159,6 +175,9 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		S3PathStyle:    r.bool(EnvS3PathStyle),
 		Credential:     r.get(EnvCredential, DefaultCredential),
 		SecretARN:      r.get(EnvSecretARN, ""),
+		DropBucket:     r.get(EnvDropBucket, ""),
+		StandingPrefix: r.prefix(EnvStandingPrefix, DefaultStandingPrefix),
+		ReviewsAPI:     r.get(EnvReviewsAPI, DefaultReviewsAPI),
 	}
 
 	switch {
@@ -212,6 +231,33 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		}
 	}
 
+	if s.DropBucket != "" {
+		if problem := bucketProblem(s.DropBucket); problem != "" {
+			r.fail(EnvDropBucket, "%s, got %q (leave it unset to use %s)", problem, s.DropBucket, EnvStateBucket)
+		}
+	} else {
+		s.DropBucket = s.StateBucket
+	}
+	if s.StandingPrefix != "" {
+		for _, other := range []struct{ name, v string }{
+			{EnvIncomingPrefix, s.IncomingPrefix},
+			{EnvStatePrefix, s.StatePrefix},
+		} {
+			if other.v == "" {
+				continue
+			}
+			switch {
+			case strings.HasPrefix(s.StandingPrefix, other.v):
+				r.fail(EnvStandingPrefix, "%q must not be under %s %q: standing data would be read as something else", s.StandingPrefix, other.name, other.v)
+			case strings.HasPrefix(other.v, s.StandingPrefix):
+				r.fail(EnvStandingPrefix, "%q must not contain %s %q: other objects would be read as standing data", s.StandingPrefix, other.name, other.v)
+			}
+		}
+	}
+	if !slices.Contains(ReviewsAPIs, s.ReviewsAPI) {
+		r.fail(EnvReviewsAPI, "must be one of %s, got %q", strings.Join(ReviewsAPIs, ", "), s.ReviewsAPI)
+	}
+
 	if s.UploadWindow > 0 && s.CloseMargin > 0 && s.CloseMargin >= s.UploadWindow {
 		r.fail(EnvCloseMargin, "%v must be smaller than %s (%v): sessions would be closed before they are created", s.CloseMargin, EnvUploadWindow, s.UploadWindow)
 	}
@@ -260,7 +306,7 @@ var tableOrder = []string{
 	EnvTenantID, EnvClientID, EnvClientSecret, EnvAuthorityHost, EnvGraphEndpoint,
 	EnvGraphAPI, EnvStateBucket, EnvStatePrefix, EnvIncomingPrefix, EnvRoutes,
 	EnvUploadWindow, EnvQuietPeriod, EnvCloseMargin, EnvS3Endpoint, EnvS3PathStyle,
-	EnvCredential, EnvSecretARN,
+	EnvCredential, EnvSecretARN, EnvDropBucket, EnvStandingPrefix, EnvReviewsAPI,
 }
 
 func order(err error) int {
@@ -559,6 +605,9 @@ func (s Settings) LogValue() slog.Value {
 		slog.Bool(EnvS3PathStyle, s.S3PathStyle),
 		slog.String(EnvCredential, s.Credential),
 		slog.String(EnvSecretARN, s.SecretARN),
+		slog.String(EnvDropBucket, s.DropBucket),
+		slog.String(EnvStandingPrefix, s.StandingPrefix),
+		slog.String(EnvReviewsAPI, s.ReviewsAPI),
 	)
 }
 

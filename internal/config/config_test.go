@@ -54,6 +54,8 @@ func TestFromEnvDefaults(t *testing.T) {
 		QuietPeriod:    10 * time.Minute,
 		CloseMargin:    15 * time.Minute,
 		Credential:     "secret",
+		StandingPrefix: "standing/",
+		ReviewsAPI:     "beta",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %s\nwant %s", got, want)
@@ -82,6 +84,9 @@ func TestFromEnvReadsAndNormalizesEverySetting(t *testing.T) {
 		EnvS3PathStyle:    "true",
 		EnvCredential:     "secret",
 		EnvSecretARN:      "arn:aws:secretsmanager:eu-west-1:123456789012:secret:byodrop/graph-AbCdEf",
+		EnvDropBucket:     " byodrop-drop ",
+		EnvStandingPrefix: "byodrop/standing",
+		EnvReviewsAPI:     "v1.0",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -98,13 +103,16 @@ func TestFromEnvReadsAndNormalizesEverySetting(t *testing.T) {
 			"badge":     {CatalogID: cat, ResourceID: res, Source: "Badge system"},
 			"door lock": {CatalogID: cat, ResourceID: res, Source: "Doors"},
 		},
-		UploadWindow: 90 * time.Minute,
-		QuietPeriod:  90 * time.Second,
-		CloseMargin:  89 * time.Minute,
-		S3Endpoint:   "http://127.0.0.1:7070",
-		S3PathStyle:  true,
-		Credential:   "secret",
-		SecretARN:    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:byodrop/graph-AbCdEf",
+		UploadWindow:   90 * time.Minute,
+		QuietPeriod:    90 * time.Second,
+		CloseMargin:    89 * time.Minute,
+		S3Endpoint:     "http://127.0.0.1:7070",
+		S3PathStyle:    true,
+		Credential:     "secret",
+		SecretARN:      "arn:aws:secretsmanager:eu-west-1:123456789012:secret:byodrop/graph-AbCdEf",
+		DropBucket:     "byodrop-drop",
+		StandingPrefix: "byodrop/standing/",
+		ReviewsAPI:     "v1.0",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("\n got %#v\nwant %#v\nroutes got %v want %v", got, want, got.Routes, want.Routes)
@@ -139,6 +147,16 @@ func TestFromEnvAccepts(t *testing.T) {
 			func(s Settings) bool { return s.Routes["badge"].CatalogID == cat && s.Routes["badge"].Source == "" }},
 		{"prefixes side by side", map[string]string{EnvStatePrefix: "incoming-state", EnvIncomingPrefix: "incoming"},
 			func(s Settings) bool { return s.StatePrefix == "incoming-state/" && s.IncomingPrefix == "incoming/" }},
+		{"drop bucket defaults to the state bucket", map[string]string{EnvStateBucket: "byodrop-state"},
+			func(s Settings) bool { return s.DropBucket == "byodrop-state" && s.StateBucket == "byodrop-state" }},
+		{"drop bucket of its own", map[string]string{EnvStateBucket: "byodrop-state", EnvDropBucket: "byodrop-drop"},
+			func(s Settings) bool { return s.DropBucket == "byodrop-drop" && s.StateBucket == "byodrop-state" }},
+		{"standing prefix beside incoming and state", map[string]string{EnvStandingPrefix: "incoming-standing", EnvStatePrefix: "standing-state"},
+			func(s Settings) bool {
+				return s.StandingPrefix == "incoming-standing/" && s.StatePrefix == "standing-state/"
+			}},
+		{"reviews API on v1.0", map[string]string{EnvReviewsAPI: " v1.0 "},
+			func(s Settings) bool { return s.ReviewsAPI == "v1.0" }},
 		{"a close margin just under the window", map[string]string{EnvUploadWindow: "2h", EnvCloseMargin: "119m59s"},
 			func(s Settings) bool { return s.CloseMargin == 2*time.Hour-time.Second }},
 	}
@@ -183,6 +201,15 @@ func TestFromEnvRejects(t *testing.T) {
 		{"state under incoming", map[string]string{EnvStatePrefix: "incoming/state/"}, EnvStatePrefix, `"incoming/state/" must not be under INCOMING_PREFIX "incoming/"`},
 		{"state equal to incoming", map[string]string{EnvStatePrefix: "incoming"}, EnvStatePrefix, "must not be under INCOMING_PREFIX"},
 		{"incoming under state", map[string]string{EnvIncomingPrefix: "state/incoming"}, EnvIncomingPrefix, `"state/incoming/" must not be under STATE_PREFIX "state/"`},
+		{"standing under incoming", map[string]string{EnvStandingPrefix: "incoming/standing/"}, EnvStandingPrefix, `"incoming/standing/" must not be under INCOMING_PREFIX "incoming/"`},
+		{"standing equal to incoming", map[string]string{EnvStandingPrefix: "incoming"}, EnvStandingPrefix, "must not be under INCOMING_PREFIX"},
+		{"incoming under standing", map[string]string{EnvStandingPrefix: "data", EnvIncomingPrefix: "data/incoming"}, EnvStandingPrefix, `"data/" must not contain INCOMING_PREFIX "data/incoming/"`},
+		{"standing under state", map[string]string{EnvStandingPrefix: "state/standing"}, EnvStandingPrefix, `"state/standing/" must not be under STATE_PREFIX "state/"`},
+		{"state under standing", map[string]string{EnvStatePrefix: "standing/state"}, EnvStandingPrefix, `"standing/" must not contain STATE_PREFIX "standing/state/"`},
+		{"standing prefix with dot-dot", map[string]string{EnvStandingPrefix: "standing/../x"}, EnvStandingPrefix, `must not contain a ".." segment`},
+		{"drop bucket as an ARN", map[string]string{EnvDropBucket: "arn:aws:s3:::drop"}, EnvDropBucket, "only lower-case letters, digits"},
+		{"reviews API beta-2025 is an upload profile, not a reviews version", map[string]string{EnvReviewsAPI: "beta-2025"}, EnvReviewsAPI, `must be one of beta, v1.0, got "beta-2025"`},
+		{"reviews API is case-sensitive", map[string]string{EnvReviewsAPI: "Beta"}, EnvReviewsAPI, "must be one of beta, v1.0"},
 		{"prefix starting with a slash", map[string]string{EnvIncomingPrefix: "/incoming/"}, EnvIncomingPrefix, "must not start with '/'"},
 		{"prefix with an empty segment", map[string]string{EnvStatePrefix: "a//b/"}, EnvStatePrefix, `empty segment ("//")`},
 		{"prefix with dot-dot", map[string]string{EnvStatePrefix: "a/../b"}, EnvStatePrefix, `must not contain a ".." segment`},

@@ -150,37 +150,11 @@ const (
 // incomingPrefix, looking route names up in routes (nil: none configured).
 // Every error is a *KeyError naming the problem.
 func Parse(key, incomingPrefix string, routes Routes) (Key, error) {
-	if len(key) > MaxKeyBytes {
-		return Key{}, keyErr(key, "longer than S3's limit of %d bytes", MaxKeyBytes)
+	prefix, segs, err := split(key, incomingPrefix, "incoming")
+	if err != nil {
+		return Key{}, err
 	}
-	if !utf8.ValidString(key) {
-		return Key{}, keyErr(key, "not valid UTF-8")
-	}
-	for i, r := range key {
-		if unicode.IsControl(r) {
-			return Key{}, keyErr(key, "control character %U at byte %d", r, i)
-		}
-	}
-	prefix := incomingPrefix
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	rest, ok := strings.CutPrefix(key, prefix)
-	if !ok {
-		return Key{}, keyErr(key, "outside the incoming prefix %q", prefix)
-	}
-	segs := strings.Split(rest, "/")
 	last := len(segs) - 1
-	for i, s := range segs {
-		switch {
-		case s == "" && i == last:
-			return Key{}, keyErr(key, "empty file name (the key ends with '/')")
-		case s == "":
-			return Key{}, keyErr(key, "empty segment (\"//\") after %q", prefix+strings.Join(segs[:i], "/"))
-		case s == "." || s == "..":
-			return Key{}, keyErr(key, "segment %q is not allowed", s)
-		}
-	}
 
 	file := segs[last]
 	kind, err := fileKind(key, file)
@@ -245,6 +219,43 @@ func Parse(key, incomingPrefix string, routes Routes) (Key, error) {
 		*id.v = strings.ToLower(*id.v)
 	}
 	return Key{Target: t, File: file, Kind: kind, Route: route}, nil
+}
+
+// split applies the checks every key gets (length, encoding, control
+// characters, the prefix, empty and dot segments) and returns the prefix as
+// matched and the segments after it; what names the prefix in errors.
+func split(key, prefix, what string) (string, []string, error) {
+	if len(key) > MaxKeyBytes {
+		return "", nil, keyErr(key, "longer than S3's limit of %d bytes", MaxKeyBytes)
+	}
+	if !utf8.ValidString(key) {
+		return "", nil, keyErr(key, "not valid UTF-8")
+	}
+	for i, r := range key {
+		if unicode.IsControl(r) {
+			return "", nil, keyErr(key, "control character %U at byte %d", r, i)
+		}
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return "", nil, keyErr(key, "outside the %s prefix %q", what, prefix)
+	}
+	segs := strings.Split(rest, "/")
+	last := len(segs) - 1
+	for i, s := range segs {
+		switch {
+		case s == "" && i == last:
+			return "", nil, keyErr(key, "empty file name (the key ends with '/')")
+		case s == "":
+			return "", nil, keyErr(key, "empty segment (\"//\") after %q", prefix+strings.Join(segs[:i], "/"))
+		case s == "." || s == "..":
+			return "", nil, keyErr(key, "segment %q is not allowed", s)
+		}
+	}
+	return prefix, segs, nil
 }
 
 // fileKind classifies the base name and refuses names that cannot be

@@ -173,6 +173,20 @@ func TestEmptySessionIsNeverClosed(t *testing.T) {
 	}
 }
 
+func TestEmptySessionExpiresWhenItsWindowEnds(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	emptySession(t, w)
+	c := w.Closer("run")
+	c.Now = at(w.Settings.UploadWindow + time.Minute)
+	s := run(t, c)
+	if len(s.Expired) != 1 || patches(w) != 0 {
+		t.Fatalf("summary = %+v, %d patches; want the empty session expired, never closed", s, patches(w))
+	}
+	if open, _ := w.Ledger.OpenSessions(context.Background()); len(open) != 0 {
+		t.Fatalf("open index = %v, want empty", open)
+	}
+}
+
 func TestSessionExpiredInGraph(t *testing.T) {
 	w := harness.New(t, harness.Options{})
 	uploadTo(t, w, harness.Target(), "a.csv")
@@ -195,17 +209,43 @@ func TestSessionExpiredInGraph(t *testing.T) {
 	}
 }
 
-func TestRefusedPatchIsRecordedNotRetriedForever(t *testing.T) {
+func TestRefusedPatchOfAnActiveSessionIsRetriedNotExpired(t *testing.T) {
 	w := harness.New(t, harness.Options{})
 	uploadTo(t, w, harness.Target(), "a.csv")
-	// Graph refuses the PATCH for good (a 4xx, not a throttle).
+	// Graph refuses the PATCH (a 4xx, not a throttle) yet still reports the
+	// session active, within its window: nothing ended, so nothing may be
+	// recorded expired; the next run closes it.
 	w.Emu.Inject(graphemu.Fault{Op: "patch", Status: 400, Times: 1})
 	w.Emu.ResetJournal()
 	c := w.Closer("run")
 	c.Now = at(time.Hour)
+	s, err := c.Run(context.Background())
+	if err == nil || len(s.Expired) != 0 || len(s.Errors) != 1 {
+		t.Fatalf("summary = %+v, %v; want an error for the next run, nothing expired", s, err)
+	}
+	if rec, err := w.Ledger.Session(context.Background(), harness.Target()); err != nil || rec.State != ledger.Open || rec.Closing != nil {
+		t.Fatalf("ledger = %+v, %v; want open with its closing lease given back", rec, err)
+	}
+	again := run(t, c)
+	if len(again.Closed) != 1 || patches(w) != 2 {
+		t.Fatalf("the next run must close it: %+v, %d patches", again, patches(w))
+	}
+}
+
+func TestRefusedPatchPastTheWindowIsRecordedExpired(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	uploadTo(t, w, harness.Target(), "a.csv")
+	// Past the window (the emulator's clock still calls it active): the
+	// refusal ends it, once, and every file's report says so.
+	w.Emu.Inject(graphemu.Fault{Op: "patch", Status: 400, Times: 1})
+	c := w.Closer("run")
+	c.Now = at(3 * time.Hour)
 	s := run(t, c)
 	if len(s.Expired) != 1 {
 		t.Fatalf("summary = %+v, want the refused session recorded expired", s)
+	}
+	if r := w.Report(harness.Key("a.csv")); r.Status != review.Expired {
+		t.Fatalf("report = %+v, want expired", r)
 	}
 	again := run(t, c)
 	if again.Checked != 0 || patches(w) > 1 {
@@ -333,7 +373,7 @@ func TestAbandonedCreationLeavesTheIndex(t *testing.T) {
 		t.Fatalf("index = %v, want the attempted session", keys)
 	}
 	s := run(t, w.Closer("run"))
-	if len(s.Skipped) != 1 || s.Skipped[0].Reason != "no Graph session was created" {
+	if len(s.Skipped) != 1 || !strings.HasPrefix(s.Skipped[0].Reason, "Graph refused to create the session: graph create: 403") {
 		t.Fatalf("summary = %+v", s)
 	}
 	if keys, _ := w.Ledger.OpenSessions(ctx); len(keys) != 0 {

@@ -32,6 +32,35 @@ var ErrListUnsupported = review.Errorf(review.Invalid, "graph: this API profile 
 // delete operation (beta-2025).
 var ErrDeleteUnsupported = review.Errorf(review.Invalid, "graph: this API profile cannot delete upload sessions")
 
+// ErrOutcomeUnknown says that a request may have been carried out by the
+// service although no answer said so (a lost connection after it was sent,
+// a 500, 502 or 504), and that it was not sent again.
+var ErrOutcomeUnknown = review.Errorf(review.Internal, "graph: the request may have been carried out, but its answer was lost")
+
+// mayHaveLanded reports whether a failed attempt may still have been
+// carried out by the service: a transport failure after the connection was
+// made, or a server error that does not say the request was turned away
+// (429 and 503 do; so does a refused or unresolved connection).
+func mayHaveLanded(err error) bool {
+	var ge *Error
+	if !errors.As(err, &ge) {
+		return false
+	}
+	switch ge.StatusCode {
+	case 0:
+		var oe *net.OpError
+		if errors.As(ge.Err, &oe) && oe.Op == "dial" {
+			return false
+		}
+		var dns *net.DNSError
+		return !errors.As(ge.Err, &dns) && !errors.Is(ge.Err, syscall.ECONNREFUSED)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return false
+	default:
+		return ge.StatusCode >= 500
+	}
+}
+
 // Error is a failed Graph call: an HTTP error status with the Graph error
 // body's code and message, or a transport failure (StatusCode 0, Err set).
 type Error struct {
@@ -202,4 +231,20 @@ func errorFromResponse(op string, resp *http.Response, body []byte) *Error {
 		e.RequestID = firstNonEmpty(resp.Header.Get("request-id"), resp.Header.Get("client-request-id"))
 	}
 	return e
+}
+
+// IsRefusal reports whether err is Graph's answer that it will not do what
+// was asked, whatever its wording: a 4xx other than an expired token, a
+// timeout or throttling. What a refusal of a session change means is then
+// best learnt by reading the session.
+func IsRefusal(err error) bool {
+	var ge *Error
+	if !errors.As(err, &ge) {
+		return false
+	}
+	switch ge.StatusCode {
+	case http.StatusUnauthorized, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return ge.StatusCode >= 400 && ge.StatusCode < 500
 }

@@ -203,7 +203,10 @@ func (c *Client) Create(ctx context.Context, t review.Target) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	data, _, err := c.do(ctx, &call{op: OpCreate, method: http.MethodPost, url: u, json: body})
+	// A profile that cannot list sessions cannot find one that a create
+	// stored before its answer was lost: such a create is never sent again
+	// blind.
+	data, _, err := c.do(ctx, &call{op: OpCreate, method: http.MethodPost, url: u, json: body, once: !c.profile.CanList})
 	if err != nil {
 		return nil, err
 	}
@@ -389,6 +392,9 @@ type call struct {
 	json   []byte // a JSON body, or nil
 	// upload, when set, makes a fresh streamed body for each attempt.
 	upload *upload
+	// once: an attempt that may have been carried out although no answer
+	// says so is not repeated; the call fails with ErrOutcomeUnknown.
+	once bool
 }
 
 // callState is what one public call remembers across attempts and pages.
@@ -430,6 +436,9 @@ func (c *Client) doWith(ctx context.Context, cl *call, st *callState) ([]byte, i
 		}
 		if !retryable(err) {
 			return nil, 0, err
+		}
+		if cl.once && mayHaveLanded(err) {
+			return nil, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
 		if attempt >= c.retry.MaxAttempts {
 			return nil, 0, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)

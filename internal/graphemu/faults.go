@@ -52,6 +52,8 @@ type faultState struct {
 func (s *Server) Inject(f Fault) {
 	switch f.Op {
 	case "", "token", "discovery", "create", "get", "list", "patch", "delete", "upload":
+	case OpListInstances, OpGetInstance, OpGetInstanceDefinition, OpListDefinitions,
+		OpGetDefinition, OpListDefinitionInstances, OpListResources:
 	default:
 		panic("graphemu: Inject: unknown Fault.Op " + strconv.Quote(f.Op))
 	}

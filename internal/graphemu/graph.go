@@ -456,15 +456,16 @@ func (s *Server) serveCreate(x *exchange, rt *graphRoute) {
 		x.graphError(http.StatusBadRequest, "BadRequest", err.Error())
 		return
 	}
+	if s.refuseLate(x, b.instID, "new upload session") {
+		return
+	}
 	s.mu.Lock()
 	now := s.nowLocked()
 	key := pairKey(rt.catalogID, rt.resourceID, b.instID)
 	if old := s.byPair[key]; old != nil {
 		s.refreshLocked(old, now)
 		s.mu.Unlock()
-		x.graphError(http.StatusConflict, "Conflict", fmt.Sprintf(
-			"An upload session already exists for resource '%s' and access review instance '%s' (status: %s). Only one upload session is allowed per resource and review instance.",
-			rt.resourceID, b.instID, old.status))
+		s.opts.Refusals.duplicate(x, rt.resourceID, b.instID, old.status)
 		return
 	}
 	s.seq++
@@ -519,15 +520,10 @@ func (s *Server) lockActive(x *exchange, rt *graphRoute, what string) *session {
 	if sess.status != statusActive {
 		id, status := sess.id, sess.status
 		s.mu.Unlock()
-		notActive(x, id, status, what)
+		s.opts.Refusals.notActive(x, id, status, what)
 		return nil
 	}
 	return sess
-}
-
-func notActive(x *exchange, id, status, what string) {
-	x.graphError(http.StatusBadRequest, codeSessionNotActive, fmt.Sprintf(
-		"Upload session '%s' is not active (status: %s); it accepts no more %s.", id, status, what))
 }
 
 // checkQuery refuses system query options other than those allowed, as

@@ -89,6 +89,9 @@ type routeKind struct {
 func (s *Server) classify(r *http.Request) (routeKind, *graphRoute) {
 	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if len(segs) > 0 && (segs[0] == "v1.0" || segs[0] == "beta") {
+		if k, ok := s.classifyReviews(segs); ok {
+			return k, nil
+		}
 		rt, refusal := parseGraphPath(segs)
 		if rt == nil {
 			return routeKind{status: http.StatusNotFound, code: "BadRequest", msg: refusal}, nil

@@ -57,6 +57,10 @@ type Options struct {
 	// OnRequest, when set, is called after every request with its journal
 	// entry (for logging in cmd/graphemu). It must not block.
 	OnRequest func(Request)
+	// Refusals picks how the emulator words and codes the refusals that
+	// Graph's documentation leaves open (zero: the documented-looking
+	// defaults). Clients must behave the same under every RefusalModes.
+	Refusals Refusals
 }
 
 // DefaultOptions returns the options Start uses for zero fields: a fixed
@@ -100,6 +104,7 @@ type Server struct {
 	seq      int64
 	faults   []*faultState
 	journal  []Request
+	reviews  reviewsState // access reviews and catalog resources (reviews.go)
 }
 
 // Start starts an emulator serving HTTPS on opts.Addr (127.0.0.1:0 by

@@ -22,10 +22,15 @@ func (s *Server) serveUpload(x *exchange, rt *graphRoute) {
 	if !checkQuery(x) {
 		return
 	}
-	if s.lockActive(x, rt, "files") == nil {
+	first := s.lockActive(x, rt, "files")
+	if first == nil {
 		return
 	}
+	instID := first.instID
 	s.mu.Unlock()
+	if s.refuseLate(x, instID, "files") {
+		return
+	}
 	if x.r.ContentLength < 0 {
 		x.graphError(http.StatusLengthRequired, "LengthRequired", "uploadFile needs a Content-Length header: chunked request bodies are not accepted.")
 		return

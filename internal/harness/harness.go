@@ -21,7 +21,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/byodrop/byodrop/internal/blob"
+	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/config"
+	"github.com/byodrop/byodrop/internal/dropkey"
 	"github.com/byodrop/byodrop/internal/entra"
 	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/graph"
@@ -228,9 +230,11 @@ func (w *World) Report(key string) review.Report {
 
 // Closer returns a finalizer for this world, named owner.
 func (w *World) Closer(owner string) *finalize.Closer {
+	p := w.Graph.Profile()
 	return &finalize.Closer{
 		Graph: w.Graph, Ledger: w.Ledger, Log: w.Log, Owner: owner,
-		Policy: review.Policy{QuietPeriod: w.Settings.QuietPeriod, CloseMargin: w.Settings.CloseMargin},
+		Policy:       review.Policy{QuietPeriod: w.Settings.QuietPeriod, CloseMargin: w.Settings.CloseMargin},
+		UploadWindow: w.Settings.UploadWindow, Profile: p.Name, CanList: p.CanList,
 	}
 }
 
@@ -248,4 +252,18 @@ func (w *World) Uploads() int {
 // Opener returns an UploadFile body factory over data.
 func Opener(data []byte) func(context.Context) (io.ReadCloser, error) {
 	return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+}
+
+// RefOf is the claim reference of an event's object version, as ingest
+// makes it (for a key that parses; the canonical layout is assumed).
+func RefOf(rec events.S3EventRecord) claim.Ref {
+	key, err := dropkey.DecodeEventKey(rec.S3.Object.Key)
+	if err != nil {
+		key = rec.S3.Object.Key
+	}
+	ref := claim.Ref{Key: key, VersionID: rec.S3.Object.VersionID, ETag: strings.Trim(rec.S3.Object.ETag, `"`)}
+	if parsed, err := dropkey.Parse(key, "incoming/", nil); err == nil {
+		ref.Session = parsed.Target.SessionKey()
+	}
+	return ref
 }

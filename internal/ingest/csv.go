@@ -11,10 +11,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/byodrop/byodrop/internal/blob"
+	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/csvcheck"
-	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/graph"
+	"github.com/byodrop/byodrop/internal/lease"
 	"github.com/byodrop/byodrop/internal/ledger"
+	"github.com/byodrop/byodrop/internal/lifecycle"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
@@ -28,8 +30,14 @@ const (
 	noDeadline = 15 * time.Minute
 )
 
+// claimPoll is how often an invocation that meets another's claim looks
+// again whether it has finished or lapsed.
+const claimPoll = time.Second
+
 // handleCSV takes the object version's claim, ingests it, and records the
-// outcome. Every path out of a held claim finishes or releases it.
+// outcome. Every path out of a held claim finishes or releases it; a claim
+// another invocation holds is waited for, and never ends this invocation
+// as a success unless its holder finished.
 func (h *Handler) handleCSV(ctx context.Context, o *object) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -45,37 +53,77 @@ func (h *Handler) handleCSV(ctx context.Context, o *object) error {
 	work, cancel := context.WithDeadline(ctx, deadline.Add(-margin))
 	defer cancel()
 
-	claim, err := o.led.TakeClaim(work, o.ref, o.owner, deadline.UTC())
-	if err != nil {
-		return h.finish(ctx, o, review.Failed, fmt.Errorf("claiming the object: %w", err))
+	claims := h.claims(o)
+	for {
+		res, err := claims.Take(work, o.ref, o.owner)
+		if err != nil {
+			return h.finish(ctx, o, review.Failed, fmt.Errorf("claiming the object: %w", err))
+		}
+		if res.Acquired {
+			return h.ingestClaimed(ctx, work, o, claims, res.Resumed)
+		}
+		c := res.Claim
+		if c.State == claim.Active {
+			h.log().Info("object version is being handled by another invocation; waiting for it", "key", o.key, "until", c.Until)
+			seen, err := claims.Wait(work, o.ref, claimPoll)
+			if err != nil {
+				// Still held when this invocation's time is up: fail, so
+				// that Lambda tries again (and, in the end, the failure
+				// queue keeps it) instead of taking the holder's word for
+				// an outcome it has not reached.
+				o.outcome.Status = "in-progress"
+				return fmt.Errorf("%s: another invocation still handles this object version: %w", o.key, err)
+			}
+			if seen.State != claim.Done {
+				continue // released or lapsed: take it over
+			}
+			c = *seen
+		}
+		return h.handled(ctx, o, c)
 	}
-	if !claim.Acquired {
-		c := claim.Claim
-		switch {
-		case c.State == ledger.Done && (c.Outcome == review.Uploaded || c.Outcome == review.Expired):
-			o.report.SessionID = c.SessionID
-			return h.finish(ctx, o, review.Duplicate, nil)
-		case c.State == ledger.Done:
-			o.outcome.Status = string(c.Outcome)
-			h.log().Info("object version already handled; its report stands", "key", o.key, "outcome", c.Outcome)
-		default:
-			o.outcome.Status = "in-progress"
-			h.log().Info("object version is being handled by another invocation", "key", o.key, "until", c.Until)
+}
+
+// handled answers an event for an object version whose handling is done.
+func (h *Handler) handled(ctx context.Context, o *object, c claim.Claim) error {
+	if c.Outcome != review.Uploaded && c.Outcome != review.Expired {
+		o.outcome.Status = string(c.Outcome)
+		h.log().Info("object version already handled; its report stands", "key", o.key, "outcome", c.Outcome)
+		return nil
+	}
+	o.report.SessionID = c.SessionID
+	// A repeated event says "duplicate" only where the report still says
+	// this version was uploaded: an expired session's report, or the
+	// report of a newer version of the key, stands.
+	if cur, err := o.led.Report(ctx, o.key); err == nil && (cur.VersionID != o.ref.VersionID || cur.ETag != o.ref.ETag || cur.Status == review.Expired) {
+		o.outcome.Status, o.outcome.SessionID = string(review.Duplicate), c.SessionID
+		h.log().Info("repeated event; the key's report stands", "key", o.key, "report", cur.Status, "reportVersion", cur.VersionID)
+		if h.Metrics != nil {
+			h.Metrics.Object(review.Duplicate, 0, 0, 0)
 		}
 		return nil
 	}
+	return h.finish(ctx, o, review.Duplicate, nil)
+}
 
-	status, err := h.ingestCSV(work, o, claim.Resumed)
+// ingestClaimed does the work under the held claim, renewing it, and
+// settles the claim with the outcome.
+func (h *Handler) ingestClaimed(ctx, work context.Context, o *object, claims *claim.Claims, resumed bool) error {
+	held, stop := claims.Hold(work, o.ref, o.owner)
+	status, err := h.ingestCSV(held, o, resumed)
+	stop()
+	if cause := context.Cause(held); errors.Is(cause, lease.ErrLost) && status == review.Failed {
+		err = fmt.Errorf("%w (%v)", err, cause)
+	}
 	// The claim is settled even when the work context has run out.
 	settle, cancelSettle := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelSettle()
 	if status == review.Failed {
-		if rerr := o.led.ReleaseClaim(settle, o.ref, o.owner); rerr != nil {
-			h.log().Warn("could not release the claim; it lapses at the deadline", "key", o.key, "error", rerr)
+		if rerr := claims.Release(settle, o.ref, o.owner); rerr != nil {
+			h.log().Warn("could not release the claim; it lapses within a minute", "key", o.key, "error", rerr)
 		}
 		return h.finish(ctx, o, status, err)
 	}
-	if ferr := o.led.FinishClaim(settle, o.ref, o.owner, status, o.report.SessionID); ferr != nil {
+	if ferr := claims.Finish(settle, o.ref, o.owner, status, o.report.SessionID); ferr != nil {
 		return h.finish(ctx, o, review.Failed, ferr)
 	}
 	return h.finish(ctx, o, status, err)
@@ -90,11 +138,22 @@ func (h *Handler) ingestCSV(ctx context.Context, o *object, resumed bool) (revie
 	if complete {
 		h.log().Debug("file validated whole before upload", "key", o.key, "rows", o.report.Rows)
 	}
-	rec, err := h.session(ctx, o)
+	sessions := h.sessions(o)
+	if resumed {
+		// What an earlier attempt did is read from the record itself.
+		sessions.Cache = nil
+	}
+	rec, err := sessions.Ensure(ctx, o.parsed.Target)
 	if err != nil {
 		return classify(err)
 	}
 	o.report.SessionID = rec.SessionID
+	if resumed && rec.HasFile(o.ref.Key, o.ref.Version()) {
+		// An earlier attempt uploaded and recorded this version, then
+		// stopped before it could finish its claim: done, never re-sent.
+		h.log().Info("an earlier attempt uploaded and recorded this file; finishing it", "key", o.key, "session", rec.SessionID)
+		return committedStatus(rec)
+	}
 	if rec.Ended() {
 		return review.Late, fmt.Errorf("session %s is %s: %s", rec.SessionID, rec.State, rec.Note)
 	}
@@ -106,7 +165,7 @@ func (h *Handler) ingestCSV(ctx context.Context, o *object, resumed bool) (revie
 		}
 		if alreadyUploaded(gs.Files, rec, o) {
 			h.log().Info("an earlier attempt uploaded this file before it stopped; recording it", "key", o.key, "session", rec.SessionID)
-			return h.commit(ctx, o, rec)
+			return h.commit(ctx, o, sessions, rec)
 		}
 	}
 	var last *csvcheck.Reader
@@ -124,33 +183,42 @@ func (h *Handler) ingestCSV(ctx context.Context, o *object, resumed bool) (revie
 		o.report.Rows = last.Result().Rows
 	}
 	if err != nil {
-		if review.KindOf(err) == review.Gone {
-			if fresh, ferr := h.closer(o).Refresh(ctx, t); ferr == nil && fresh.Ended() {
+		if review.KindOf(err) == review.Gone || graph.IsRefusal(err) {
+			// Refused: ask Graph what the session is now, whatever the
+			// refusal's wording, rather than guess from it.
+			if fresh, ferr := sessions.Refresh(ctx, t); ferr == nil && fresh.Ended() {
 				return review.Late, fmt.Errorf("session %s is %s: %s", rec.SessionID, fresh.State, fresh.Note)
 			}
 		}
 		return classify(err)
 	}
 	h.log().Debug("uploaded", "key", o.key, "session", rec.SessionID, "upload_ms", h.now().Sub(started).Milliseconds())
-	return h.commit(ctx, o, rec)
+	return h.commit(ctx, o, sessions, rec)
+}
+
+// committedStatus is the status of a file recorded in rec: uploaded,
+// unless the session expired before it could be closed.
+func committedStatus(rec *ledger.Session) (review.Status, error) {
+	if rec.State == ledger.Expired {
+		return review.Expired, fmt.Errorf("session %s expired: %s", rec.SessionID, rec.Note)
+	}
+	return review.Uploaded, nil
 }
 
 // commit records the uploaded file in the session's ledger record, then
 // closes the session at once if that completes its manifest.
-func (h *Handler) commit(ctx context.Context, o *object, rec *ledger.Session) (review.Status, error) {
+func (h *Handler) commit(ctx context.Context, o *object, sessions *lifecycle.Sessions, rec *ledger.Session) (review.Status, error) {
 	f := ledger.File{Name: o.parsed.File, Key: o.key, VersionID: o.ref.VersionID, ETag: o.ref.ETag,
 		Size: o.size, Rows: o.report.Rows, UploadedAt: h.now().UTC()}
-	updated, err := o.led.UpdateSession(ctx, o.parsed.Target, func(s *ledger.Session, exists bool) error {
-		if !exists {
-			return review.Errorf(review.Internal, "the ledger record of session %s vanished", rec.SessionID)
-		}
-		if !s.AddFile(f) {
-			return ledger.ErrNoChange
-		}
-		return nil
-	})
+	updated, err := sessions.RecordFile(ctx, o.parsed.Target, f, rec)
 	if err != nil {
 		return review.Failed, fmt.Errorf("recording the upload in the ledger: %w", err)
+	}
+	if updated.Ended() {
+		// The upload landed while the session ended (a long upload after
+		// an empty session expired): the file is in Graph, and its report
+		// says what became of it.
+		return committedStatus(updated)
 	}
 	if h.manifestComplete(updated) {
 		h.closeIfComplete(ctx, o)
@@ -168,14 +236,14 @@ func (h *Handler) manifestComplete(rec *ledger.Session) bool {
 	if rec == nil || rec.Manifest == nil {
 		return false
 	}
-	d := review.Decide(rec.Facts(), review.Policy{QuietPeriod: h.Settings.QuietPeriod, CloseMargin: h.Settings.CloseMargin}, h.now())
+	d := review.Decide(rec.Facts(), h.policy(), h.now())
 	return d.Close && d.Reason == review.ReasonManifestComplete
 }
 
 // closeIfComplete closes the session now if its manifest is complete.
 // A failure is only logged: the finalizer applies the same rule later.
 func (h *Handler) closeIfComplete(ctx context.Context, o *object) {
-	out, err := h.closer(o).Check(ctx, o.parsed.Target.SessionKey(), true)
+	out, err := h.sessions(o).Check(ctx, o.parsed.Target.SessionKey(), true)
 	if err != nil {
 		h.log().Warn("could not close the session; the finalizer will", "session", out.SessionID, "error", err)
 		return
@@ -183,16 +251,31 @@ func (h *Handler) closeIfComplete(ctx context.Context, o *object) {
 	if h.Metrics != nil {
 		h.Metrics.SessionEnded(out)
 	}
-	if out.Action == finalize.Closed {
+	if out.Action == lifecycle.Closed {
 		h.log().Info("session closed: manifest complete", "session", out.SessionID, "review", o.parsed.Target.ReviewInstanceID)
 	}
 }
 
-func (h *Handler) closer(o *object) *finalize.Closer {
-	return &finalize.Closer{
-		Graph: h.Graph, Ledger: o.led, Log: h.log(), Owner: o.owner, Now: h.now,
-		Policy: review.Policy{QuietPeriod: h.Settings.QuietPeriod, CloseMargin: h.Settings.CloseMargin},
+func (h *Handler) policy() review.Policy {
+	return review.Policy{QuietPeriod: h.Settings.QuietPeriod, CloseMargin: h.Settings.CloseMargin}
+}
+
+// sessions is the session lifecycle as o's invocation drives it.
+func (h *Handler) sessions(o *object) *lifecycle.Sessions {
+	return &lifecycle.Sessions{
+		Graph: h.Graph, Ledger: o.led, Claims: h.claims(o), Log: h.log(), Owner: o.owner, Now: h.now,
+		Policy: h.policy(), UploadWindow: h.Settings.UploadWindow, Profile: h.Profile, CanList: h.CanList,
+		Cache: h.records,
 	}
+}
+
+// claims are the object-version claims beside o's ledger.
+func (h *Handler) claims(o *object) *claim.Claims {
+	c := claim.New(o.led)
+	if h.ClaimLease > 0 {
+		c.Lease = h.ClaimLease
+	}
+	return c
 }
 
 // alreadyUploaded reports whether Graph holds this file although the ledger
@@ -262,31 +345,20 @@ func (h *Handler) openObject(ctx context.Context, o *object) (io.ReadCloser, int
 	if err != nil {
 		werr := (&blob.S3{Bucket: o.bucket}).Wrap("read", o.key, err)
 		if blob.IsNotFound(werr) || blob.IsPrecondition(werr) {
-			return nil, 0, errObjectGone
+			return nil, 0, review.ErrObjectGone
 		}
 		return nil, 0, werr
 	}
 	return out.Body, aws.ToInt64(out.ContentLength), nil
 }
 
-// errObjectGone: the event's version of the object was deleted or replaced
-// before it could be read. There is nothing to upload; a newer version has
-// its own event.
-var errObjectGone = &review.Error{Kind: review.Gone, Msg: "the object version of the event no longer exists (deleted or replaced since the event)"}
-
-// classify maps an error to the outcome it means. Only bad content and a
-// vanished object are final; every Graph or S3 failure, even a permanent
-// refusal, is returned for Lambda's retries and the failure queue, so that
-// an operator can replay it once the cause (a permission, a setting) is
-// fixed: nothing is dropped on the floor.
+// classify maps an error to the outcome it means (review.OutcomeOf): only
+// bad content and a vanished object are final; every Graph or S3 failure,
+// even a permanent refusal, is returned for Lambda's retries and the
+// failure queue, so that an operator can replay it once the cause (a
+// permission, a setting) is fixed: nothing is dropped on the floor.
 func classify(err error) (review.Status, error) {
-	var ce *csvcheck.Error
-	switch {
-	case errors.As(err, &ce), errors.Is(err, errObjectGone):
-		return review.Rejected, err
-	default:
-		return review.Failed, err
-	}
+	return review.OutcomeOf(err).Status, err
 }
 
 type readCloser struct {

@@ -21,19 +21,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/byodrop/byodrop/internal/blob"
+	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/config"
 	"github.com/byodrop/byodrop/internal/dropkey"
-	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/graph"
 	"github.com/byodrop/byodrop/internal/ledger"
+	"github.com/byodrop/byodrop/internal/lifecycle"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
 // Graph is what ingest needs of the Graph client.
 type Graph interface {
-	finalize.Graph
-	Create(ctx context.Context, t review.Target) (*graph.Session, error)
-	List(ctx context.Context, t review.Target, f graph.Filter) ([]graph.Session, error)
+	lifecycle.Graph
 	UploadFile(ctx context.Context, t review.Target, id, name string, size int64, open func(ctx context.Context) (io.ReadCloser, error)) (*graph.Session, error)
 }
 
@@ -61,13 +60,21 @@ type Handler struct {
 	PrecheckBytes int64
 	// Metrics records outcomes; may be nil.
 	Metrics Metrics
+	// ClaimLease is how long a claim on an object version lasts without
+	// renewal (default claim.DefaultLease).
+	ClaimLease time.Duration
+
+	// records caches the session records this container knows (nil: no
+	// cache); New makes one.
+	records *lifecycle.RecordCache
 }
 
 // New returns a Handler on the Graph client g, with what g's API profile
 // can and needs to do.
 func New(s config.Settings, g *graph.Client, s3c *s3.Client, log *slog.Logger) *Handler {
 	p := g.Profile()
-	return &Handler{Settings: s, Graph: g, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: s3c, Log: log}
+	return &Handler{Settings: s, Graph: g, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: s3c, Log: log,
+		records: &lifecycle.RecordCache{}}
 }
 
 // Metrics receives one call per handled object.
@@ -75,7 +82,7 @@ type Metrics interface {
 	Object(status review.Status, bytes, rows int64, uploadTime time.Duration)
 	// SessionEnded counts a session ingest closed (manifest complete) or
 	// found expired.
-	SessionEnded(finalize.Outcome)
+	SessionEnded(lifecycle.Outcome)
 }
 
 func (h *Handler) now() time.Time {
@@ -154,7 +161,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (Result, 
 type object struct {
 	bucket string
 	key    string
-	ref    ledger.ObjectRef
+	ref    claim.Ref
 	size   int64
 	parsed dropkey.Key
 	led    *ledger.Ledger
@@ -163,6 +170,8 @@ type object struct {
 	start  time.Time
 	// outcome is what the invocation answers for this record.
 	outcome *Outcome
+	// sequencer orders the events of one key (S3's per-key sequencer).
+	sequencer string
 }
 
 func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord, out *Outcome) error {
@@ -176,7 +185,8 @@ func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord, ou
 		key = rec.S3.Object.Key
 	}
 	o.key, o.outcome, out.Key = key, out, key
-	o.ref = ledger.ObjectRef{Key: key, VersionID: rec.S3.Object.VersionID, ETag: strings.Trim(rec.S3.Object.ETag, `"`)}
+	o.ref = claim.Ref{Key: key, VersionID: rec.S3.Object.VersionID, ETag: strings.Trim(rec.S3.Object.ETag, `"`)}
+	o.sequencer = rec.S3.Object.Sequencer
 	o.report = review.Report{Key: key, VersionID: o.ref.VersionID, ETag: o.ref.ETag}
 	stateBucket := h.Settings.StateBucket
 	if stateBucket == "" {
@@ -195,8 +205,9 @@ func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord, ou
 		return h.finish(ctx, o, review.Rejected, err)
 	}
 	o.report.SetTarget(o.parsed.Target)
+	o.ref.Session = o.parsed.Target.SessionKey()
 	if h.NeedsSource && o.parsed.Target.Source == "" {
-		return h.finish(ctx, o, review.Rejected, review.Errorf(review.Invalid,
+		return h.finish(ctx, o, review.Rejected, review.Contentf(
 			"the %s API needs the resource's display name, which only a route gives: drop the file under a route from ROUTES", h.Profile))
 	}
 	if o.parsed.Kind == dropkey.Manifest {
@@ -219,7 +230,7 @@ func (h *Handler) finish(ctx context.Context, o *object, status review.Status, e
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var werr error
-	if errors.Is(err, errObjectGone) && reportsOtherVersion(wctx, o) {
+	if errors.Is(err, review.ErrObjectGone) && reportsOtherVersion(wctx, o) {
 		// Events come in any order: this version was replaced before its
 		// event was handled, and the key's report already describes
 		// another version. A rejection of a version nobody can see any

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/graphemu"
 	"github.com/byodrop/byodrop/internal/harness"
@@ -336,12 +337,14 @@ func TestRetryAfterCrashFollowingUploadSendsNoSecondFile(t *testing.T) {
 	key := harness.Key("crash.csv")
 	body := csvRows(7)
 	rec := w.Put(key, body)
-	ref := ledger.ObjectRef{Key: key, VersionID: rec.S3.Object.VersionID, ETag: rec.S3.Object.ETag}
+	ref := harness.RefOf(rec)
 	// The crashed attempt: it claimed the object, uploaded it, and died
-	// before the ledger commit; its claim lapsed with its deadline.
-	claim, err := w.Ledger.TakeClaim(ctx, ref, "crashed", time.Now().Add(-time.Second))
-	if err != nil || !claim.Acquired {
-		t.Fatalf("claim: %+v %v", claim, err)
+	// before the ledger commit; its claim lapsed a lease later.
+	claims := claim.New(w.Ledger)
+	claims.Now = func() time.Time { return time.Now().Add(-2 * claim.DefaultLease) }
+	taken, err := claims.Take(ctx, ref, "crashed")
+	if err != nil || !taken.Acquired {
+		t.Fatalf("claim: %+v %v", taken, err)
 	}
 	sess, err := w.Ledger.Session(ctx, harness.Target())
 	if err != nil {

@@ -36,18 +36,19 @@ func (h *Handler) handleManifest(ctx context.Context, o *object) error {
 		return h.finish(ctx, o, review.Rejected, err)
 	}
 	o.report.Rows = int64(len(files))
-	m := &ledger.Manifest{Key: o.key, VersionID: o.ref.VersionID, Files: files, At: h.now().UTC()}
-	rec, err := o.led.UpdateSession(ctx, o.parsed.Target, func(s *ledger.Session, exists bool) error {
-		if !exists {
-			s.State, s.Profile = ledger.Pending, h.Profile
-		}
-		s.Manifest = m
-		return nil
-	})
+	m := &ledger.Manifest{Key: o.key, VersionID: o.ref.VersionID, Sequencer: o.sequencer, Files: files, At: h.now().UTC()}
+	rec, taken, err := h.sessions(o).RecordManifest(ctx, o.parsed.Target, m)
 	if err != nil {
 		return h.finish(ctx, o, review.Failed, fmt.Errorf("recording the manifest: %w", err))
 	}
 	o.report.SessionID = rec.SessionID
+	if !taken {
+		// An older version's event came after a newer one's: the newer
+		// manifest and its report stand.
+		o.outcome.Status = "ignored"
+		h.log().Info("manifest event older than the recorded manifest; ignored", "key", o.key, "version", o.ref.VersionID, "recorded", rec.Manifest.VersionID)
+		return nil
+	}
 	if rec.SessionID != "" && !rec.Ended() {
 		h.closeIfComplete(ctx, o)
 	}
@@ -60,7 +61,7 @@ func (h *Handler) handleManifest(ctx context.Context, o *object) error {
 // each listed once.
 func ParseManifest(data []byte) ([]string, error) {
 	if len(data) > maxManifest {
-		return nil, review.Errorf(review.Invalid, "manifest.json is larger than %d bytes", maxManifest)
+		return nil, review.Contentf("manifest.json is larger than %d bytes", maxManifest)
 	}
 	var m struct {
 		Files *[]string `json:"files"`
@@ -68,20 +69,20 @@ func ParseManifest(data []byte) ([]string, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return nil, review.Errorf(review.Invalid, `manifest.json must be {"files": ["name.csv", ...]}: %v`, err)
+		return nil, review.Contentf(`manifest.json must be {"files": ["name.csv", ...]}: %v`, err)
 	}
 	if m.Files == nil {
-		return nil, review.Errorf(review.Invalid, `manifest.json must be {"files": ["name.csv", ...]}: "files" is missing`)
+		return nil, review.Contentf(`manifest.json must be {"files": ["name.csv", ...]}: "files" is missing`)
 	}
 	seen := map[string]bool{}
 	for i, f := range *m.Files {
 		switch {
 		case f == "" || strings.ContainsAny(f, "/\\") || path.Base(f) != f:
-			return nil, review.Errorf(review.Invalid, "manifest.json: files[%d] %q is not a file name (no folders)", i, f)
+			return nil, review.Contentf("manifest.json: files[%d] %q is not a file name (no folders)", i, f)
 		case !strings.HasSuffix(strings.ToLower(f), ".csv"):
-			return nil, review.Errorf(review.Invalid, "manifest.json: files[%d] %q is not a .csv file", i, f)
+			return nil, review.Contentf("manifest.json: files[%d] %q is not a .csv file", i, f)
 		case seen[f]:
-			return nil, review.Errorf(review.Invalid, "manifest.json: %q is listed twice", f)
+			return nil, review.Contentf("manifest.json: %q is listed twice", f)
 		}
 		seen[f] = true
 	}

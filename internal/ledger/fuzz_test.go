@@ -1,85 +1,15 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/byodrop/byodrop/internal/blob"
 	"github.com/byodrop/byodrop/internal/review"
 )
-
-// memStore is an in-memory blob.Store with the conditional-write rules of
-// S3, for tests that need no server.
-type memStore struct {
-	mu   sync.Mutex
-	docs map[string][]byte
-	tags map[string]string
-	seq  int
-}
-
-func newMemStore() *memStore {
-	return &memStore{docs: map[string][]byte{}, tags: map[string]string{}}
-}
-
-func (m *memStore) Get(_ context.Context, key string) (blob.Object, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.docs[key]
-	if !ok {
-		return blob.Object{}, blob.ErrNotFound
-	}
-	return blob.Object{Data: bytes.Clone(d), ETag: m.tags[key]}, nil
-}
-
-func (m *memStore) write(key string, data []byte) string {
-	m.seq++
-	m.docs[key] = bytes.Clone(data)
-	m.tags[key] = `"` + strconv.Itoa(m.seq) + `"`
-	return m.tags[key]
-}
-
-func (m *memStore) Create(_ context.Context, key string, data []byte) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.docs[key]; ok {
-		return "", blob.ErrPrecondition
-	}
-	return m.write(key, data), nil
-}
-
-func (m *memStore) Replace(_ context.Context, key string, data []byte, etag string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.docs[key]; !ok {
-		return "", blob.ErrNotFound
-	}
-	if m.tags[key] != etag {
-		return "", blob.ErrPrecondition
-	}
-	return m.write(key, data), nil
-}
-
-func (m *memStore) Put(_ context.Context, key string, data []byte) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.write(key, data), nil
-}
-
-func (m *memStore) Delete(_ context.Context, key string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.docs, key)
-	delete(m.tags, key)
-	return nil
-}
-
-func (m *memStore) List(context.Context, string) ([]string, error) { return nil, nil }
 
 var fuzzTarget = review.Target{
 	CatalogID: "6b2a4c1e-7d3f-4e8a-9b5c-0d1e2f3a4b5c", ResourceID: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
@@ -110,11 +40,11 @@ func FuzzDecodeSession(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
-		store := newMemStore()
+		store := blob.NewMem()
 		l := New(store, "state/")
 		l.Now = func() time.Time { return now }
 		key := l.sessionKey(fuzzTarget.SessionKey())
-		store.docs[key], store.tags[key] = data, `"0"`
+		store.Set(key, data)
 
 		var direct Session
 		decodes := json.Unmarshal(data, &direct) == nil
@@ -172,72 +102,6 @@ func FuzzDecodeSession(f *testing.F) {
 		}
 		if !again.HasFile(nf.Key, nf.VersionID) || len(again.Files) != len(got.Files) {
 			t.Fatalf("the update was lost: %d files, want %d with %s", len(again.Files), len(got.Files), nf.Key)
-		}
-	})
-}
-
-// FuzzDecodeClaim stores arbitrary bytes as an object version's claim and
-// takes, finishes and releases it. Nothing may panic; an undecodable claim
-// is an error, never silently replaced (that could upload a file twice).
-func FuzzDecodeClaim(f *testing.F) {
-	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	full, _ := json.Marshal(Claim{Key: "incoming/x/a.csv", VersionID: "v1", State: Active, Owner: "o", Until: now.Add(time.Minute), Attempts: 1, UpdatedAt: now})
-	for _, seed := range []string{
-		string(full), `{}`, `null`, `{"state":"done","outcome":"uploaded"}`, `{"state":"released","attempts":-5}`,
-		`{"state":"active","until":"0001-01-01T00:00:00Z"}`, `{"state":"???","attempts":9223372036854775807}`,
-		`{"until":"not a time"}`, `[1,2]`, "",
-	} {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		ctx := context.Background()
-		store := newMemStore()
-		l := New(store, "state/")
-		l.Now = func() time.Time { return now }
-		ref := ObjectRef{Key: "incoming/x/a.csv", VersionID: "v1"}
-		key := l.claimKey(ref)
-		store.docs[key], store.tags[key] = data, `"0"`
-
-		var direct Claim
-		decodes := json.Unmarshal(data, &direct) == nil
-		c, err := l.ReadClaim(ctx, ref)
-		if decodes != (err == nil) {
-			t.Fatalf("ReadClaim: %+v, %v; json.Unmarshal ok %v", c, err, decodes)
-		}
-		res, err := l.TakeClaim(ctx, ref, "fuzzer", now.Add(time.Minute))
-		if !decodes {
-			if err == nil {
-				t.Fatalf("an undecodable claim was taken over: %+v", res)
-			}
-			if !bytes.Equal(store.docs[key], data) {
-				t.Fatal("an undecodable claim was overwritten")
-			}
-			return
-		}
-		if err != nil {
-			if _, merr := json.Marshal(&direct); merr == nil {
-				t.Fatalf("TakeClaim on a decodable claim: %v", err)
-			}
-			return
-		}
-		held := direct.State == Done || (direct.State == Active && now.Before(direct.Until))
-		if res.Acquired == held {
-			t.Fatalf("claim %+v: acquired %v", direct, res.Acquired)
-		}
-		if !res.Acquired {
-			return
-		}
-		if res.Claim.Attempts != direct.Attempts+1 || res.Resumed != (direct.Attempts > 0) {
-			t.Fatalf("claim %+v taken as %+v", direct, res)
-		}
-		if err := l.FinishClaim(ctx, ref, "fuzzer", review.Uploaded, "s"); err != nil {
-			t.Fatalf("finishing a held claim: %v", err)
-		}
-		if err := l.ReleaseClaim(ctx, ref, "fuzzer"); err == nil {
-			t.Fatal("a finished claim was released")
-		}
-		if c, err := l.ReadClaim(ctx, ref); err != nil || c.State != Done || c.Outcome != review.Uploaded {
-			t.Fatalf("after finishing: %+v, %v", c, err)
 		}
 	})
 }

@@ -3,7 +3,7 @@
 //
 //	sessions/<catalog>/<resource>/<instance>.json  one record per upload session
 //	open/<catalog>/<resource>/<instance>.json      index of the sessions still open
-//	claims/<hash>.json                             one claim per object version
+//	claims/<catalog>/<resource>/<instance>/<hash>.json  one claim per object version (package claim)
 //	reports/<object key>.json                      the report of each dropped object
 //
 // Every change to a record or a claim is a conditional write (If-None-Match
@@ -68,13 +68,57 @@ var ErrNoChange error = noChange{}
 // Update gives up with a transient error (the caller's retry takes over).
 const maxRaces = 64
 
-// update is the optimistic-concurrency loop shared by sessions and claims:
-// read, let fn change the document, write it back conditionally, and start
-// again when another writer got there first.
-func update[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error) (*T, error) {
+// UpdateDoc is the optimistic-concurrency loop every ledger document is
+// written with: read the JSON document at key, let fn change it (exists
+// false: there is none yet), write it back conditionally, and start again
+// when another writer got there first. fn may return ErrNoChange to write
+// nothing; it can run several times and must only change the document it
+// is given.
+func UpdateDoc[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error) (*T, error) {
+	return updateDoc(ctx, store, key, fn, nil, blob.Object{})
+}
+
+// UpdateDocFrom is UpdateDoc starting from from, the document as it was
+// last read or written (its Stored form), instead of reading it: one
+// request fewer when nobody wrote it since. A stale from only costs the
+// lost conditional write and a read.
+func UpdateDocFrom[T any](ctx context.Context, store blob.Store, key string, from blob.Object, fn func(doc *T, exists bool) error) (*T, error) {
+	return updateDoc(ctx, store, key, fn, nil, from)
+}
+
+// Versioned, embedded in a document type, remembers the document's stored
+// form (bytes and ETag) as last read or written, so that the next update
+// can start from it (UpdateDocFrom) without reading it again.
+type Versioned struct{ stored blob.Object }
+
+// Stored returns the document as last read or written; a zero Object if
+// unknown.
+func (v *Versioned) Stored() blob.Object { return v.stored }
+
+func (v *Versioned) setStored(o blob.Object) { v.stored = o }
+
+type storedSetter interface{ setStored(blob.Object) }
+
+func remember(doc any, o blob.Object) {
+	if s, ok := doc.(storedSetter); ok {
+		s.setStored(o)
+	}
+}
+
+// updateDoc is UpdateDoc; tags, when set, gives the tags of the document
+// as it is written ("" for none), applied where the store can tag; from,
+// when it has an ETag, stands for the first read.
+func updateDoc[T any](ctx context.Context, store blob.Store, key string, fn func(doc *T, exists bool) error, tags func(*T) string, from blob.Object) (*T, error) {
 	for race := 0; ; race++ {
 		var doc T
-		obj, err := store.Get(ctx, key)
+		var obj blob.Object
+		var err error
+		fromKnown := race == 0 && from.ETag != ""
+		if fromKnown {
+			obj = from
+		} else {
+			obj, err = store.Get(ctx, key)
+		}
 		exists := err == nil
 		switch {
 		case exists:
@@ -86,6 +130,9 @@ func update[T any](ctx context.Context, store blob.Store, key string, fn func(do
 		}
 		if err := fn(&doc, exists); err != nil {
 			if err == ErrNoChange {
+				if exists {
+					remember(&doc, obj)
+				}
 				return &doc, nil
 			}
 			return nil, err
@@ -94,15 +141,21 @@ func update[T any](ctx context.Context, store blob.Store, key string, fn func(do
 		if err != nil {
 			return nil, err
 		}
-		if exists {
-			_, err = store.Replace(ctx, key, data, obj.ETag)
-		} else {
-			_, err = store.Create(ctx, key, data)
+		tagger, canTag := store.(blob.Tagger)
+		var etag string
+		switch {
+		case exists && canTag && tags != nil && tags(&doc) != "":
+			etag, err = tagger.ReplaceTagged(ctx, key, data, obj.ETag, tags(&doc))
+		case exists:
+			etag, err = store.Replace(ctx, key, data, obj.ETag)
+		default:
+			etag, err = store.Create(ctx, key, data)
 		}
 		if err == nil {
+			remember(&doc, blob.Object{Data: data, ETag: etag})
 			return &doc, nil
 		}
-		if !blob.IsPrecondition(err) {
+		if !blob.IsPrecondition(err) && !(fromKnown && blob.IsNotFound(err)) {
 			return nil, err
 		}
 		if race >= maxRaces {
@@ -119,7 +172,8 @@ func update[T any](ctx context.Context, store blob.Store, key string, fn func(do
 	}
 }
 
-func read[T any](ctx context.Context, store blob.Store, key string) (*T, error) {
+// ReadDoc reads the JSON document at key; blob.ErrNotFound if absent.
+func ReadDoc[T any](ctx context.Context, store blob.Store, key string) (*T, error) {
 	obj, err := store.Get(ctx, key)
 	if err != nil {
 		return nil, err
@@ -128,6 +182,7 @@ func read[T any](ctx context.Context, store blob.Store, key string) (*T, error) 
 	if err := json.Unmarshal(obj.Data, &doc); err != nil {
 		return nil, review.Errorf(review.Internal, "ledger document %s is not valid JSON: %v", key, err)
 	}
+	remember(&doc, obj)
 	return &doc, nil
 }
 
@@ -138,7 +193,7 @@ func (l *Ledger) Session(ctx context.Context, t review.Target) (*Session, error)
 
 // SessionByKey reads a record by its review.Target.SessionKey.
 func (l *Ledger) SessionByKey(ctx context.Context, sessionKey string) (*Session, error) {
-	return read[Session](ctx, l.store, l.sessionKey(sessionKey))
+	return ReadDoc[Session](ctx, l.store, l.sessionKey(sessionKey))
 }
 
 // UpdateSession applies fn to t's record and writes it back conditionally,
@@ -146,15 +201,35 @@ func (l *Ledger) SessionByKey(ctx context.Context, sessionKey string) (*Session,
 // there is no record yet (fn must then fill it in, Target first); it may
 // return ErrNoChange to write nothing. fn can run several times: it must
 // only change the document it is given.
+//
+// The record of an ended session is tagged EndedTag as it is written, so
+// that a lifecycle rule of the bucket can expire the records of sessions
+// long over (a record is created pending, so the tagged write is always a
+// replace).
 func (l *Ledger) UpdateSession(ctx context.Context, t review.Target, fn func(s *Session, exists bool) error) (*Session, error) {
-	return update(ctx, l.store, l.sessionKey(t.SessionKey()), func(s *Session, exists bool) error {
+	return l.UpdateSessionFrom(ctx, t, blob.Object{}, fn)
+}
+
+// UpdateSessionFrom is UpdateSession starting from from, the record as it
+// was last read or written (Session.Stored), instead of reading it.
+func (l *Ledger) UpdateSessionFrom(ctx context.Context, t review.Target, from blob.Object, fn func(s *Session, exists bool) error) (*Session, error) {
+	return updateDoc(ctx, l.store, l.sessionKey(t.SessionKey()), func(s *Session, exists bool) error {
 		if !exists {
 			s.Schema = schemaVersion
 			s.Target = t
 		}
 		return fn(s, exists)
-	})
+	}, func(s *Session) string {
+		if s.Ended() {
+			return EndedTag
+		}
+		return ""
+	}, from)
 }
+
+// EndedTag is the tag of the record of an ended session (complete or
+// expired), as an S3 tagging query.
+const EndedTag = "byodrop-state=ended"
 
 // MarkOpen adds t's session to the open index.
 func (l *Ledger) MarkOpen(ctx context.Context, t review.Target) error {
@@ -218,5 +293,5 @@ func (l *Ledger) ReportKey(key string) string {
 
 // Report reads the report of the object at key; blob.ErrNotFound if none.
 func (l *Ledger) Report(ctx context.Context, key string) (*review.Report, error) {
-	return read[review.Report](ctx, l.store, l.ReportKey(key))
+	return ReadDoc[review.Report](ctx, l.store, l.ReportKey(key))
 }

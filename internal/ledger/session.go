@@ -22,6 +22,10 @@ const (
 	// Expired: the session expired before it could be closed; its files
 	// were not processed.
 	Expired State = "expired"
+	// CreateUnknown: a create may have been stored in Graph, but its answer
+	// was lost and the API profile cannot list sessions to find out. Nothing
+	// creates again until an operator resolves it (docs/operations.md).
+	CreateUnknown State = "create-unknown"
 )
 
 // Lease is a time-limited right to do one thing (create the Graph session,
@@ -48,21 +52,33 @@ type File struct {
 
 // Manifest is a review's manifest.json: the files that make it complete.
 type Manifest struct {
-	Key       string    `json:"key"`
-	VersionID string    `json:"versionId,omitempty"`
+	Key       string `json:"key"`
+	VersionID string `json:"versionId,omitempty"`
+	// Sequencer is the S3 event's sequencer, which orders the versions.
+	Sequencer string    `json:"sequencer,omitempty"`
 	Files     []string  `json:"files"`
 	At        time.Time `json:"at"`
 }
 
 // Session is the ledger's record of one upload session.
 type Session struct {
+	Versioned `json:"-"`
 	Schema    int           `json:"schema"`
 	Target    review.Target `json:"target"`
 	Profile   string        `json:"profile,omitempty"`
 	SessionID string        `json:"sessionId,omitempty"`
 	State     State         `json:"state"`
-	// Creating is held while one invocation creates the Graph session.
+	// Creating is held (and renewed) while one invocation creates the
+	// Graph session.
 	Creating *Lease `json:"creating,omitempty"`
+	// CreateStartedAt is when the last create attempt began; a create sent
+	// then may land in Graph until that invocation's time is surely over.
+	CreateStartedAt time.Time `json:"createStartedAt,omitzero"`
+	// CreateAttempts counts the create attempts made.
+	CreateAttempts int `json:"createAttempts,omitempty"`
+	// CreateRefused says why Graph refused the last create for good:
+	// nothing was stored.
+	CreateRefused string `json:"createRefused,omitempty"`
 	// Closing is held while one finalizer run (or ingest) closes it.
 	Closing      *Lease    `json:"closing,omitempty"`
 	CreatedAt    time.Time `json:"createdAt,omitzero"`
@@ -78,6 +94,9 @@ type Session struct {
 	ClosedAt    time.Time `json:"closedAt,omitzero"`
 	CloseReason string    `json:"closeReason,omitempty"`
 	ExpiredAt   time.Time `json:"expiredAt,omitzero"`
+	// ReportsWritten: every file's report says how the session ended, so
+	// the session can leave the open index.
+	ReportsWritten bool `json:"reportsWritten,omitempty"`
 	// Note says, in words, why the session ended the way it did.
 	Note string `json:"note,omitempty"`
 }
@@ -114,7 +133,7 @@ func (s *Session) AddFile(f File) bool {
 
 // Facts returns what the close decision needs to know of s.
 func (s *Session) Facts() review.SessionFacts {
-	f := review.SessionFacts{WindowEnds: s.WindowEnds, LastUploadAt: s.LastUploadAt}
+	f := review.SessionFacts{WindowEnds: s.WindowEnds, LastUploadAt: s.LastUploadAt, GraphFiles: int(s.GraphFiles)}
 	for _, file := range s.Files {
 		f.Uploaded = append(f.Uploaded, file.Name)
 	}

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/graphemu"
 	"github.com/byodrop/byodrop/internal/harness"
-	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
@@ -42,7 +42,7 @@ func TestDeadlineStopsCleanly(t *testing.T) {
 			}
 			t.Logf("returned %s before the deadline: %v", deadline.Sub(returned).Round(time.Millisecond), err)
 			c, cerr := r.claim(rec)
-			if cerr != nil || c.State != ledger.Released || c.Owner == "" {
+			if cerr != nil || c.State != claim.Released || c.Owner == "" {
 				t.Errorf("claim = %+v, %v; want released so that the retry takes over at once", c, cerr)
 			}
 			if rep := r.report(key); rep.Status != review.Failed || len(rep.Errors) != 1 {
@@ -59,7 +59,7 @@ func TestDeadlineStopsCleanly(t *testing.T) {
 				t.Fatalf("report after the retry = %+v, want uploaded", rep)
 			}
 			checkExactlyOnce(t, r, "slow.csv", body, false)
-			if c, _ := r.claim(rec); c.State != ledger.Done || c.Attempts != 2 {
+			if c, _ := r.claim(rec); c.State != claim.Done || c.Attempts != 2 {
 				t.Errorf("claim after the retry = %+v, want done after 2 attempts", c)
 			}
 		})

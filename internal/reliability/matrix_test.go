@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/graphemu"
 	"github.com/byodrop/byodrop/internal/harness"
 	"github.com/byodrop/byodrop/internal/ledger"
@@ -249,7 +250,7 @@ func runGraphCase(t *testing.T, table *matrixTable, op string, f graphFault, per
 			if rep.Status != review.Failed {
 				t.Errorf("an invocation that returns an error must report failed, got %s", rep.Status)
 			}
-			if c, cerr := r.claim(rec); cerr != nil || c.State != ledger.Released {
+			if c, cerr := r.claim(rec); cerr != nil || c.State != claim.Released {
 				t.Errorf("claim after the failure: %+v, %v; want released", c, cerr)
 			}
 			// checkNothingTwice lets every request still in flight finish,

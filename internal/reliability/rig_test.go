@@ -20,14 +20,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/byodrop/byodrop/internal/dropkey"
+	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/entra"
 	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/graph"
 	"github.com/byodrop/byodrop/internal/graphemu"
 	"github.com/byodrop/byodrop/internal/harness"
 	"github.com/byodrop/byodrop/internal/ingest"
-	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/review"
 	"github.com/byodrop/byodrop/internal/testenv"
 )
@@ -128,10 +127,9 @@ func (r *rig) ingest(ctx context.Context, recs ...eventRecord) error {
 
 // closer is a finalizer on the rig's Graph client whose clock reads now.
 func (r *rig) closer(owner string, now func() time.Time) *finalize.Closer {
-	return &finalize.Closer{
-		Graph: r.graph, Ledger: r.Ledger, Log: r.Log, Owner: owner, Now: now,
-		Policy: review.Policy{QuietPeriod: r.Settings.QuietPeriod, CloseMargin: r.Settings.CloseMargin},
-	}
+	c := r.Closer(owner)
+	c.Graph, c.Now = r.graph, now
+	return c
 }
 
 // finalizeLater runs the finalizer with a clock past the quiet period.
@@ -150,8 +148,8 @@ func (r *rig) report(key string) review.Report {
 }
 
 // claim reads the claim on an event's object version.
-func (r *rig) claim(rec eventRecord) (*ledger.Claim, error) {
-	return r.Ledger.ReadClaim(context.Background(), refOf(rec))
+func (r *rig) claim(rec eventRecord) (*claim.Claim, error) {
+	return claim.New(r.Ledger).Read(context.Background(), refOf(rec))
 }
 
 // files returns every file of every emulator session.
@@ -186,12 +184,9 @@ func (r *rig) statuses(op string) string {
 // eventRecord is an S3 event record, as harness.Put returns it.
 type eventRecord = events.S3EventRecord
 
-func refOf(rec eventRecord) ledger.ObjectRef {
-	key, err := dropkey.DecodeEventKey(rec.S3.Object.Key)
-	if err != nil {
-		key = rec.S3.Object.Key
-	}
-	return ledger.ObjectRef{Key: key, VersionID: rec.S3.Object.VersionID, ETag: rec.S3.Object.ETag}
+// refOf is the claim reference of an event's object version.
+func refOf(rec eventRecord) claim.Ref {
+	return harness.RefOf(rec)
 }
 
 // hookTransport carries the Graph and Entra requests of a rig. It names

@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/harness"
-	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
@@ -189,7 +189,7 @@ var s3Cases = []s3Case{
 			err := r.ingest(context.Background(), rec)
 			rep1 := r.report(key)
 			c, cerr := r.claim(rec)
-			if err == nil || rep1.Status != review.Failed || cerr != nil || c.State != ledger.Released {
+			if err == nil || rep1.Status != review.Failed || cerr != nil || c.State != claim.Released {
 				t.Errorf("first invocation: err %v, report %s, claim %+v %v; want an error, failed, released", err, rep1.Status, c, cerr)
 			}
 			if len(r.files()) != 0 {

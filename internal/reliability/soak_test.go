@@ -28,6 +28,8 @@ type soakParams struct {
 	// Lambda's attempts per event: the first, its two async retries, and
 	// replays from the failure queue.
 	maxAttempts int
+	// kills is how many real bootstraps TestSoakKilledMidUpload kills.
+	kills int
 }
 
 // soakFault is a fault and its share of the faulted requests.

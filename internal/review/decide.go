@@ -28,6 +28,13 @@ type SessionFacts struct {
 	LastUploadAt time.Time
 	// Uploaded holds the names of the files in the session.
 	Uploaded []string
+	// GraphFiles is how many files Graph said the session holds at the
+	// last refresh: files an interrupted upload left in Graph before the
+	// ledger recorded them count too.
+	GraphFiles int
+	// InFlight: a file of the session is being validated or uploaded. It
+	// holds the quiet-period close, never the deadline.
+	InFlight bool
 	// Manifest holds the file names the review's manifest.json lists; nil
 	// when there is no manifest.
 	Manifest []string
@@ -60,11 +67,12 @@ func Decide(f SessionFacts, p Policy, now time.Time) Decision {
 	if f.Manifest != nil {
 		d.Missing = missing(f.Manifest, f.Uploaded)
 	}
+	empty := len(f.Uploaded) == 0 && f.GraphFiles == 0
 	switch {
-	case len(f.Uploaded) == 0 && !now.Before(f.WindowEnds):
+	case empty && !now.Before(f.WindowEnds):
 		d.Expired = true
 		d.Why = "the window ended with no file uploaded"
-	case len(f.Uploaded) == 0:
+	case empty:
 		d.Why = "no file uploaded yet; an empty session is never closed"
 	case f.Manifest != nil && len(d.Missing) == 0:
 		d.Close, d.Reason = true, ReasonManifestComplete
@@ -72,6 +80,8 @@ func Decide(f SessionFacts, p Policy, now time.Time) Decision {
 		d.Close, d.Reason = true, ReasonDeadline
 	case f.Manifest != nil:
 		d.Why = "waiting for the manifest's missing files"
+	case f.InFlight:
+		d.Why = "a file is being uploaded; the quiet period starts again after it"
 	case !now.Before(f.LastUploadAt.Add(p.QuietPeriod)):
 		d.Close, d.Reason = true, ReasonQuietPeriod
 	default:

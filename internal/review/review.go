@@ -89,6 +89,8 @@ const (
 	// Expired: uploaded, but the session expired before it could be closed,
 	// so Entra did not process the data.
 	Expired Status = "expired"
+	// Ready: a valid standing file; this version goes to the next review.
+	Ready Status = "ready"
 )
 
 // FieldError locates one problem in a dropped file.
@@ -126,7 +128,10 @@ type Report struct {
 	Bytes              int64        `json:"bytes"`
 	Rows               int64        `json:"rows"`
 	Errors             []FieldError `json:"errors,omitempty"`
-	At                 time.Time    `json:"at"`
+	// FallbackVersionID is, for a rejected standing file, the newest
+	// earlier version that was ready (what the next review gets instead).
+	FallbackVersionID string    `json:"fallbackVersionId,omitempty"`
+	At                time.Time `json:"at"`
 }
 
 // SetTarget copies t's ids into r.

@@ -315,6 +315,14 @@ func newRequestID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
+// KillFunction kills the function's process (the bootstrap, or qemu
+// running it) with SIGKILL, as a crash or an out-of-memory kill does, while
+// the emulator stays up: the invocation in flight ends with an error, and
+// the next one starts the bootstrap again. It returns how many processes
+// it killed (0 where /proc is not available). It does not take the
+// invocation lock, so that it can strike mid-invocation.
+func (r *RIE) KillFunction() int { return r.proc.killChildren() }
+
 // Logs returns what the emulator and the function printed so far.
 func (r *RIE) Logs() string { return r.proc.logs.String() }
 
