@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/byodrop/byodrop/internal/harness"
+	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
@@ -130,12 +132,21 @@ func TestTemplateLifecycleExpiresClaimsAndEndedSessions(t *testing.T) {
 		t.Fatalf("no enabled rule expiring %s", p)
 		return nil
 	}
+	// The tag is the one the ledger writes on the record of an ended session.
+	tag, err := url.ParseQuery(ledger.EndedTag)
+	if err != nil || len(tag) != 1 {
+		t.Fatalf("ledger.EndedTag %q is not one key=value", ledger.EndedTag)
+	}
+	var ended []any
+	for k, v := range tag {
+		ended = append(ended, map[string]any{"Key": k, "Value": v[0]})
+	}
 	for _, tc := range []struct {
 		prefix string
 		tags   []any
 	}{
 		{prefix + "claims/", nil},
-		{prefix + "sessions/", []any{map[string]any{"Key": "byodrop-state", "Value": "ended"}}},
+		{prefix + "sessions/", ended},
 	} {
 		r := find(tc.prefix)
 		days, _ := strconv.Atoi(str(mustGet(t, r, "ExpirationInDays")))
