@@ -267,3 +267,15 @@ func RefOf(rec events.S3EventRecord) claim.Ref {
 	}
 	return ref
 }
+
+// FunctionEnv is the environment of a real bootstrap (under the runtime
+// interface emulator) wired to this world: its S3 server, state bucket,
+// Graph emulator and Entra app, on the v1.0 profile.
+func (w *World) FunctionEnv() []string {
+	o := w.Emu.Options()
+	return append(w.S3.Env(),
+		"AZURE_TENANT_ID="+o.TenantID, "AZURE_CLIENT_ID="+o.ClientID, "AZURE_CLIENT_SECRET="+o.ClientSecret,
+		"AZURE_AUTHORITY_HOST="+w.Emu.AuthorityHost(), "GRAPH_ENDPOINT="+w.Emu.URL(), "GRAPH_API=v1.0",
+		"STATE_BUCKET="+w.State, "SSL_CERT_FILE="+w.Emu.CAFile(),
+	)
+}

@@ -150,12 +150,7 @@ func buildIngestBootstrap(t *testing.T) string {
 // r's S3 server, state bucket and Graph emulator.
 func startIngestRIE(t *testing.T, r *rig, bootstrap, name string) *testenv.RIE {
 	t.Helper()
-	o := r.Emu.Options()
-	env := append(r.S3.Env(),
-		"AZURE_TENANT_ID="+o.TenantID, "AZURE_CLIENT_ID="+o.ClientID, "AZURE_CLIENT_SECRET="+o.ClientSecret,
-		"AZURE_AUTHORITY_HOST="+r.Emu.AuthorityHost(), "GRAPH_ENDPOINT="+r.Emu.URL(), "GRAPH_API=v1.0",
-		"STATE_BUCKET="+r.State, "SSL_CERT_FILE="+r.Emu.CAFile(),
-	)
+	env := r.FunctionEnv()
 	fn, err := testenv.StartRIE(context.Background(), testenv.RIEOptions{
 		Bootstrap: bootstrap, Env: env, FunctionName: "byodrop-IngestFunction-" + name, Timeout: 3 * time.Minute,
 	})

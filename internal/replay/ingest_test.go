@@ -67,12 +67,7 @@ func ingestBootstrap(t *testing.T) string {
 func startIngest(t *testing.T, w *harness.World) *testenv.RIE {
 	t.Helper()
 	bootstrap := ingestBootstrap(t)
-	o := w.Emu.Options()
-	env := append(w.S3.Env(),
-		"AZURE_TENANT_ID="+o.TenantID, "AZURE_CLIENT_ID="+o.ClientID, "AZURE_CLIENT_SECRET="+o.ClientSecret,
-		"AZURE_AUTHORITY_HOST="+w.Emu.AuthorityHost(), "GRAPH_ENDPOINT="+w.Emu.URL(), "GRAPH_API=v1.0",
-		"STATE_BUCKET="+w.State, "SSL_CERT_FILE="+w.Emu.CAFile(),
-	)
+	env := w.FunctionEnv()
 	r, err := testenv.StartRIE(context.Background(), testenv.RIEOptions{
 		Bootstrap: bootstrap, Env: env, FunctionName: "byodrop-IngestFunction-replay", Timeout: 2 * time.Minute,
 	})
