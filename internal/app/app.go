@@ -24,6 +24,7 @@ import (
 	"github.com/byodrop/byodrop/internal/graph"
 	"github.com/byodrop/byodrop/internal/ingest"
 	"github.com/byodrop/byodrop/internal/ledger"
+	"github.com/byodrop/byodrop/internal/lifecycle"
 	"github.com/byodrop/byodrop/internal/metrics"
 	"github.com/byodrop/byodrop/internal/review"
 )
@@ -117,11 +118,11 @@ func (a *App) Finalize() (func(ctx context.Context, _ finalize.Input) (finalize.
 	}
 	return func(ctx context.Context, _ finalize.Input) (finalize.Summary, error) {
 		led := ledger.New(&blob.S3{Client: a.S3, Bucket: a.Settings.StateBucket}, a.Settings.StatePrefix)
-		c := &finalize.Closer{
+		c := &finalize.Closer{Sessions: lifecycle.Sessions{
 			Graph: a.Graph, Ledger: led, Log: a.Log, Owner: owner(ctx),
 			Policy:       review.Policy{QuietPeriod: a.Settings.QuietPeriod, CloseMargin: a.Settings.CloseMargin},
 			UploadWindow: a.Settings.UploadWindow, Profile: a.Profile.Name, CanList: a.Profile.CanList,
-		}
+		}}
 		defer flush(ctx, a.Metrics, a.Log)
 		s, err := c.Run(ctx)
 		a.Log.InfoContext(ctx, "finalize run", "summary", s)

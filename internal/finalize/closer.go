@@ -7,7 +7,6 @@ package finalize
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
 	"github.com/byodrop/byodrop/internal/claim"
@@ -16,26 +15,10 @@ import (
 	"github.com/byodrop/byodrop/internal/review"
 )
 
-// Graph is what the finalizer needs of the Graph client.
-type Graph = lifecycle.Graph
-
-// Closer runs the finalizer over the open index.
+// Closer runs the finalizer over the open index: the session lifecycle's
+// settings, and the run's bounds.
 type Closer struct {
-	Graph  Graph
-	Ledger *ledger.Ledger
-	Policy review.Policy
-	// UploadWindow is the UPLOAD_WINDOW setting (default 2h).
-	UploadWindow time.Duration
-	// Profile and CanList describe the Graph API profile in use.
-	Profile string
-	CanList bool
-	Log     *slog.Logger
-	// Owner names this run in leases; unique per invocation.
-	Owner string
-	// LeaseFor is how long a closing lease is held at most (default 2m).
-	LeaseFor time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	lifecycle.Sessions
 	// PerSession bounds the check of one session (default 30s), so that
 	// one hanging request cannot use up the run.
 	PerSession time.Duration
@@ -60,19 +43,20 @@ const (
 	Skipped     = lifecycle.Skipped
 )
 
+// sessions is the lifecycle as this run drives it: with the claims that
+// show uploads in flight, on the run's clock, and the default window.
 func (c *Closer) sessions() *lifecycle.Sessions {
-	window := c.UploadWindow
-	if window <= 0 {
-		window = 2 * time.Hour
+	s := c.Sessions
+	if s.UploadWindow <= 0 {
+		s.UploadWindow = 2 * time.Hour
 	}
-	claims := claim.New(c.Ledger)
-	if c.Now != nil {
-		claims.Now = c.Now
+	if s.Claims == nil {
+		s.Claims = claim.New(s.Ledger)
+		if s.Now != nil {
+			s.Claims.Now = s.Now
+		}
 	}
-	return &lifecycle.Sessions{
-		Graph: c.Graph, Ledger: c.Ledger, Claims: claims, Policy: c.Policy, UploadWindow: window,
-		Profile: c.Profile, CanList: c.CanList, Log: c.Log, Owner: c.Owner, LeaseFor: c.LeaseFor, Now: c.Now,
-	}
+	return &s
 }
 
 // Check checks the session at sessionKey (see lifecycle.Sessions.Check).

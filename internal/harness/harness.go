@@ -30,6 +30,7 @@ import (
 	"github.com/byodrop/byodrop/internal/graphemu"
 	"github.com/byodrop/byodrop/internal/ingest"
 	"github.com/byodrop/byodrop/internal/ledger"
+	"github.com/byodrop/byodrop/internal/lifecycle"
 	"github.com/byodrop/byodrop/internal/review"
 	"github.com/byodrop/byodrop/internal/testenv"
 )
@@ -231,11 +232,11 @@ func (w *World) Report(key string) review.Report {
 // Closer returns a finalizer for this world, named owner.
 func (w *World) Closer(owner string) *finalize.Closer {
 	p := w.Graph.Profile()
-	return &finalize.Closer{
+	return &finalize.Closer{Sessions: lifecycle.Sessions{
 		Graph: w.Graph, Ledger: w.Ledger, Log: w.Log, Owner: owner,
 		Policy:       review.Policy{QuietPeriod: w.Settings.QuietPeriod, CloseMargin: w.Settings.CloseMargin},
 		UploadWindow: w.Settings.UploadWindow, Profile: p.Name, CanList: p.CanList,
-	}
+	}}
 }
 
 // Uploads counts the emulator's uploadFile requests that were answered 200.

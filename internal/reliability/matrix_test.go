@@ -117,7 +117,28 @@ func TestFaultMatrix(t *testing.T) {
 				}
 				t.Run("graph/"+op+"/"+f.name+"/"+mode, func(t *testing.T) {
 					t.Parallel()
-					runGraphCase(t, table, op, f, persistent)
+					runGraphCase(t, table, op, f, persistent, graphemu.Refusals{})
+				})
+			}
+		}
+	}
+	// A lost create or close answer makes the retry meet Graph's refusal of
+	// a duplicate or of a session no longer active, which the docs leave
+	// open: those rows again under every other refusal mode.
+	lost := graphFaults[len(graphFaults)-1]
+	for name, refusals := range graphemu.RefusalModes() {
+		if refusals == (graphemu.Refusals{}) {
+			continue
+		}
+		for _, op := range []string{"create", "patch"} {
+			for _, persistent := range []bool{false, true} {
+				mode := "once"
+				if persistent {
+					mode = "persistent"
+				}
+				t.Run("graph/"+op+"/"+lost.name+"/"+mode+"/"+name, func(t *testing.T) {
+					t.Parallel()
+					runGraphCase(t, table, op, lost, persistent, refusals)
 				})
 			}
 		}
@@ -166,12 +187,12 @@ func expectation(op string, f graphFault, persistent bool) (firstOutcome, string
 	}
 }
 
-func runGraphCase(t *testing.T, table *matrixTable, op string, f graphFault, persistent bool) {
+func runGraphCase(t *testing.T, table *matrixTable, op string, f graphFault, persistent bool, refusals graphemu.Refusals) {
 	want, expected := expectation(op, f, persistent)
 	observed := ""
 	defer table.add(t, expected, &observed)
 
-	r := newRig(t, rigOptions{PerTryTimeout: f.perTry})
+	r := newRig(t, rigOptions{PerTryTimeout: f.perTry, Options: harness.Options{Emulator: graphemu.Options{Refusals: refusals}}})
 	ctx := context.Background()
 	key := harness.Key("badges.csv")
 	body := csvRows(4, 1)
