@@ -223,6 +223,8 @@ func DescribeOpen(key string, s *ledger.Session, p review.Policy, now time.Time)
 	switch {
 	case s.Ended():
 		o.Next = fmt.Sprintf("already %s; the finalizer removes it from the open index", s.State)
+	case s.State == ledger.CreateUnknown:
+		o.Next = "create outcome unknown: resolve it by hand (docs/operations.md, Create outcome unknown): " + s.Note
 	case s.State == ledger.Pending && s.SessionID == "":
 		o.Next = "no Graph session yet: the next file creates it"
 	case s.WindowEnds.IsZero():

@@ -244,6 +244,7 @@ func TestOpenSessionSaysWhatClosesItWhen(t *testing.T) {
 		{"manifest complete: due now", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(time.Hour), LastUploadAt: file.UploadedAt, Files: []ledger.File{file},
 			Manifest: &ledger.Manifest{Files: []string{"a.csv"}}}, review.ReasonManifestComplete, now, "due now", true},
 		{"pending without a Graph session", ledger.Session{State: ledger.Pending}, "", time.Time{}, "no Graph session yet", false},
+		{"create outcome unknown: by hand", ledger.Session{State: ledger.CreateUnknown, Note: "the create's answer was lost"}, "", time.Time{}, "resolve it by hand", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := status.DescribeOpen("c/r/i", &tc.s, policy, now)
