@@ -226,25 +226,24 @@ func TestOpenSessionSaysWhatClosesItWhen(t *testing.T) {
 	policy := review.Policy{QuietPeriod: 10 * time.Minute, CloseMargin: 15 * time.Minute}
 	file := ledger.File{Name: "a.csv", Key: "incoming/x/a.csv", ETag: "e", UploadedAt: now.Add(-2 * time.Minute)}
 	for _, tc := range []struct {
-		name      string
-		s         ledger.Session
-		reason    string
-		closeAt   time.Time
-		nextHas   string
-		wantClose bool
+		name    string
+		s       ledger.Session
+		reason  string
+		closeAt time.Time
+		nextHas string
 	}{
-		{"no file: never closed", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(time.Hour)}, "", time.Time{}, "never closed empty", false},
-		{"no file past the window: expires", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(-time.Minute)}, "", time.Time{}, "expired", false},
+		{"no file: never closed", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(time.Hour)}, "", time.Time{}, "never closed empty"},
+		{"no file past the window: expires", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(-time.Minute)}, "", time.Time{}, "expired"},
 		{"file, no manifest: quiet period", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(time.Hour), LastUploadAt: file.UploadedAt, Files: []ledger.File{file}},
-			review.ReasonQuietPeriod, file.UploadedAt.Add(10 * time.Minute), "quiet period", true},
+			review.ReasonQuietPeriod, file.UploadedAt.Add(10 * time.Minute), "quiet period"},
 		{"file near the window's end: deadline first", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(20 * time.Minute), LastUploadAt: file.UploadedAt, Files: []ledger.File{file}},
-			review.ReasonDeadline, now.Add(5 * time.Minute), "deadline", true},
+			review.ReasonDeadline, now.Add(5 * time.Minute), "deadline"},
 		{"manifest incomplete: the deadline", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(time.Hour), LastUploadAt: file.UploadedAt, Files: []ledger.File{file},
-			Manifest: &ledger.Manifest{Files: []string{"a.csv", "b.csv"}}}, review.ReasonDeadline, now.Add(45 * time.Minute), "1 file(s) of the manifest", true},
+			Manifest: &ledger.Manifest{Files: []string{"a.csv", "b.csv"}}}, review.ReasonDeadline, now.Add(45 * time.Minute), "1 file(s) of the manifest"},
 		{"manifest complete: due now", ledger.Session{State: ledger.Open, SessionID: "s", WindowEnds: now.Add(time.Hour), LastUploadAt: file.UploadedAt, Files: []ledger.File{file},
-			Manifest: &ledger.Manifest{Files: []string{"a.csv"}}}, review.ReasonManifestComplete, now, "due now", true},
-		{"pending without a Graph session", ledger.Session{State: ledger.Pending}, "", time.Time{}, "no Graph session yet", false},
-		{"create outcome unknown: by hand", ledger.Session{State: ledger.CreateUnknown, Note: "the create's answer was lost"}, "", time.Time{}, "resolve it by hand", false},
+			Manifest: &ledger.Manifest{Files: []string{"a.csv"}}}, review.ReasonManifestComplete, now, "due now"},
+		{"pending without a Graph session", ledger.Session{State: ledger.Pending}, "", time.Time{}, "no Graph session yet"},
+		{"create outcome unknown: by hand", ledger.Session{State: ledger.CreateUnknown, Note: "the create's answer was lost"}, "", time.Time{}, "resolve it by hand"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := status.DescribeOpen("c/r/i", &tc.s, policy, now)
