@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -68,6 +69,9 @@ func Load(ctx context.Context) (*App, error) {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 	})
+	if err := LoadRoutesObject(ctx, s3c, &settings); err != nil {
+		return nil, err
+	}
 	// GRAPH_CREDENTIAL picks the mode: a client secret (environment or
 	// Secrets Manager), a certificate, or secretless AWS federation.
 	tokens, err := entra.FromSettings(settings, awsCfg, nil)
@@ -87,6 +91,32 @@ func Load(ctx context.Context) (*App, error) {
 		return nil, err
 	}
 	return &App{Settings: settings, Profile: profile, Graph: gc, S3: s3c, AWS: awsCfg, Log: log, Metrics: rec}, nil
+}
+
+// maxRoutesObject bounds ROUTES_OBJECT: some 6,000 routes.
+const maxRoutesObject = 1 << 20
+
+// LoadRoutesObject reads the ROUTES_OBJECT of s, when it has one, from its
+// state bucket and adds its routes to s: once, at start-up, so that a bad
+// or missing object stops the function from starting, naming the setting.
+func LoadRoutesObject(ctx context.Context, s3c *s3.Client, s *config.Settings) error {
+	if s.RoutesObject == "" {
+		return nil
+	}
+	where := "s3://" + s.StateBucket + "/" + s.RoutesObject
+	out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.StateBucket, Key: &s.RoutesObject})
+	if err != nil {
+		return fmt.Errorf("%s: reading %s: %w", config.EnvRoutesObject, where, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, maxRoutesObject+1))
+	if err != nil {
+		return fmt.Errorf("%s: reading %s: %w", config.EnvRoutesObject, where, err)
+	}
+	if len(data) > maxRoutesObject {
+		return fmt.Errorf("%s: %s is larger than %d bytes", config.EnvRoutesObject, where, maxRoutesObject)
+	}
+	return s.AddRoutes(where, data)
 }
 
 // Ingest returns the ingest function's handler.

@@ -50,6 +50,7 @@ const (
 	EnvStatePrefix    = "STATE_PREFIX"
 	EnvIncomingPrefix = "INCOMING_PREFIX"
 	EnvRoutes         = "ROUTES"
+	EnvRoutesObject   = "ROUTES_OBJECT"
 	EnvUploadWindow   = "UPLOAD_WINDOW"
 	EnvQuietPeriod    = "QUIET_PERIOD"
 	EnvCloseMargin    = "CLOSE_MARGIN"
@@ -113,10 +114,15 @@ type Settings struct {
 	StateBucket    string
 	StatePrefix    string         // STATE_PREFIX, ending with '/'
 	IncomingPrefix string         // INCOMING_PREFIX, ending with '/'
-	Routes         dropkey.Routes // ROUTES; nil when none are configured
-	UploadWindow   time.Duration  // UPLOAD_WINDOW
-	QuietPeriod    time.Duration  // QUIET_PERIOD
-	CloseMargin    time.Duration  // CLOSE_MARGIN, smaller than UploadWindow
+	Routes         dropkey.Routes // ROUTES (and ROUTES_OBJECT once loaded); nil when none are configured
+	// RoutesObject is ROUTES_OBJECT: the key, under StatePrefix in
+	// StateBucket, of a JSON object of more routes in the ROUTES format,
+	// for more than Lambda's 4 KB of environment can hold. The caller
+	// reads it once at start-up and adds it with AddRoutes.
+	RoutesObject string
+	UploadWindow time.Duration // UPLOAD_WINDOW
+	QuietPeriod  time.Duration // QUIET_PERIOD
+	CloseMargin  time.Duration // CLOSE_MARGIN, smaller than UploadWindow
 	// S3Endpoint is AWS_ENDPOINT_URL_S3, which the AWS SDK also reads
 	// itself; "" means the real S3.
 	S3Endpoint  string
@@ -288,7 +294,15 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		r.fail(EnvSecretARN, "must be a Secrets Manager ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), got %q", s.SecretARN)
 	}
 
-	s.Routes = r.routes(s.GraphAPI == "beta-2025")
+	s.Routes = r.routes(EnvRoutes, r.get(EnvRoutes, ""), s.GraphAPI == "beta-2025")
+	if s.RoutesObject = r.get(EnvRoutesObject, ""); s.RoutesObject != "" {
+		switch {
+		case s.StateBucket == "":
+			r.fail(EnvRoutesObject, "needs %s: the object is read from the state bucket at start-up", EnvStateBucket)
+		case !strings.HasPrefix(s.RoutesObject, s.StatePrefix) || s.RoutesObject == s.StatePrefix:
+			r.fail(EnvRoutesObject, "must be a key under %s (%q), got %q", EnvStatePrefix, s.StatePrefix, s.RoutesObject)
+		}
+	}
 
 	// Report in the order of the settings table, whatever order the checks
 	// ran in.
@@ -304,7 +318,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 // tableOrder is the order of product.md's settings table.
 var tableOrder = []string{
 	EnvTenantID, EnvClientID, EnvClientSecret, EnvAuthorityHost, EnvGraphEndpoint,
-	EnvGraphAPI, EnvStateBucket, EnvStatePrefix, EnvIncomingPrefix, EnvRoutes,
+	EnvGraphAPI, EnvStateBucket, EnvStatePrefix, EnvIncomingPrefix, EnvRoutes, EnvRoutesObject,
 	EnvUploadWindow, EnvQuietPeriod, EnvCloseMargin, EnvS3Endpoint, EnvS3PathStyle,
 	EnvCredential, EnvSecretARN, EnvDropBucket, EnvStandingPrefix, EnvReviewsAPI,
 }
@@ -413,11 +427,38 @@ type routeJSON struct {
 	Source     string `json:"source"`
 }
 
-// routes parses ROUTES: a JSON object of route name -> routeJSON. Duplicate
-// names and unknown fields are refused: both are typos that would
-// otherwise silently send data to the wrong place or drop a setting.
-func (r *reader) routes(needSource bool) dropkey.Routes {
-	raw := r.get(EnvRoutes, "")
+// AddRoutes adds the routes of data, a JSON object in the ROUTES format
+// read from ROUTES_OBJECT (source names it in errors), to s.Routes, with
+// the same checks. A route defined in both is refused: which one wins
+// would be a guess.
+func (s *Settings) AddRoutes(source string, data []byte) error {
+	r := &reader{getenv: func(string) string { return "" }}
+	more := r.routes(EnvRoutesObject+" "+source, string(data), s.GraphAPI == "beta-2025")
+	if len(r.errs) == 0 && len(more) == 0 {
+		r.fail(EnvRoutesObject+" "+source, "holds no route")
+	}
+	for name := range more {
+		if _, dup := s.Routes[name]; dup {
+			r.fail(EnvRoutesObject+" "+source, "route %q is also in %s: define each route once", name, EnvRoutes)
+		}
+	}
+	if err := errors.Join(r.errs...); err != nil {
+		return err
+	}
+	if s.Routes == nil {
+		s.Routes = dropkey.Routes{}
+	}
+	for name, rt := range more {
+		s.Routes[name] = rt
+	}
+	return nil
+}
+
+// routes parses raw, the value of setting (ROUTES, or ROUTES_OBJECT's
+// object): a JSON object of route name -> routeJSON. Duplicate names and
+// unknown fields are refused: both are typos that would otherwise silently
+// send data to the wrong place or drop a setting.
+func (r *reader) routes(setting, raw string, needSource bool) dropkey.Routes {
 	if raw == "" {
 		return nil
 	}
@@ -425,7 +466,7 @@ func (r *reader) routes(needSource bool) dropkey.Routes {
 	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		r.fail(EnvRoutes, "must be %s", shape)
+		r.fail(setting, "must be %s", shape)
 		return nil
 	}
 	routes := dropkey.Routes{}
@@ -434,7 +475,7 @@ func (r *reader) routes(needSource bool) dropkey.Routes {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			r.fail(EnvRoutes, "not valid JSON: %v", err)
+			r.fail(setting, "not valid JSON: %v", err)
 			return nil
 		}
 		name, _ := tok.(string) // object keys are always strings
@@ -442,7 +483,7 @@ func (r *reader) routes(needSource bool) dropkey.Routes {
 		if err := dec.Decode(&rt); err != nil {
 			var syn *json.SyntaxError
 			if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) {
-				r.fail(EnvRoutes, "not valid JSON: %v", err)
+				r.fail(setting, "not valid JSON: %v", err)
 				return nil
 			}
 			// The decoder has consumed the whole value: go on to the
@@ -450,20 +491,20 @@ func (r *reader) routes(needSource bool) dropkey.Routes {
 			var typ *json.UnmarshalTypeError
 			switch {
 			case errors.As(err, &typ) && typ.Field != "":
-				r.fail(EnvRoutes, "route %q: %s must be a string, got a JSON %s", name, typ.Field, typ.Value)
+				r.fail(setting, "route %q: %s must be a string, got a JSON %s", name, typ.Field, typ.Value)
 			default:
-				r.fail(EnvRoutes, "route %q must be {\"catalogId\": …, \"resourceId\": …, \"source\": …}: %v", name, err)
+				r.fail(setting, "route %q must be {\"catalogId\": …, \"resourceId\": …, \"source\": …}: %v", name, err)
 			}
 			valid = false
 			continue
 		}
 		if seen[name] {
-			r.fail(EnvRoutes, "route %q is defined twice", name)
+			r.fail(setting, "route %q is defined twice", name)
 			valid = false
 			continue
 		}
 		seen[name] = true
-		if !r.route(name, rt, needSource) {
+		if !r.route(setting, name, rt, needSource) {
 			valid = false
 			continue
 		}
@@ -474,11 +515,11 @@ func (r *reader) routes(needSource bool) dropkey.Routes {
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		r.fail(EnvRoutes, "not valid JSON: %v", err)
+		r.fail(setting, "not valid JSON: %v", err)
 		return nil
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		r.fail(EnvRoutes, "must be a single JSON object, found more after it")
+		r.fail(setting, "must be a single JSON object, found more after it")
 		return nil
 	}
 	if !valid || len(routes) == 0 {
@@ -488,28 +529,28 @@ func (r *reader) routes(needSource bool) dropkey.Routes {
 }
 
 // route checks one ROUTES entry, reporting every problem with it.
-func (r *reader) route(name string, rt routeJSON, needSource bool) bool {
+func (r *reader) route(setting, name string, rt routeJSON, needSource bool) bool {
 	n := len(r.errs)
 	switch {
 	case name == "":
-		r.fail(EnvRoutes, "a route name must not be empty")
+		r.fail(setting, "a route name must not be empty")
 	case review.IsGUID(name):
-		r.fail(EnvRoutes, "route name %q is a GUID: a GUID first segment is read as a catalog id", name)
+		r.fail(setting, "route name %q is a GUID: a GUID first segment is read as a catalog id", name)
 	case strings.Contains(name, "/"):
-		r.fail(EnvRoutes, "route name %q contains '/': a route name is one key segment", name)
+		r.fail(setting, "route name %q contains '/': a route name is one key segment", name)
 	case name == "." || name == "..":
-		r.fail(EnvRoutes, "route name %q is not allowed in a key", name)
+		r.fail(setting, "route name %q is not allowed in a key", name)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		r.fail(EnvRoutes, "route name %q contains a control character", name)
+		r.fail(setting, "route name %q contains a control character", name)
 	}
 	if !review.IsGUID(rt.CatalogID) {
-		r.fail(EnvRoutes, "route %q: catalogId must be a GUID, got %q", name, rt.CatalogID)
+		r.fail(setting, "route %q: catalogId must be a GUID, got %q", name, rt.CatalogID)
 	}
 	if !review.IsGUID(rt.ResourceID) {
-		r.fail(EnvRoutes, "route %q: resourceId must be a GUID, got %q", name, rt.ResourceID)
+		r.fail(setting, "route %q: resourceId must be a GUID, got %q", name, rt.ResourceID)
 	}
 	if needSource && strings.TrimSpace(rt.Source) == "" {
-		r.fail(EnvRoutes, "route %q: source (the resource's display name) is required with %s=beta-2025", name, EnvGraphAPI)
+		r.fail(setting, "route %q: source (the resource's display name) is required with %s=beta-2025", name, EnvGraphAPI)
 	}
 	return len(r.errs) == n
 }
