@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -22,6 +23,10 @@ import (
 func main() {
 	if os.Getenv(bench.SpinEnv) != "" {
 		bench.Spin() // a background-load process of -load
+	}
+	if cfg := os.Getenv(bench.PlainEnv); cfg != "" {
+		servePlain(cfg) // the plain copy client process
+		return
 	}
 	sizes := flag.String("sizes", "10,100,1024", "file sizes in MiB, comma-separated (make bench SIZES=...)")
 	runs := flag.Int("runs", 3, "timed runs per size (the median is reported)")
@@ -56,7 +61,7 @@ func main() {
 	defer stop()
 	res, err := bench.Run(ctx, bench.Options{
 		SizesMiB: list, Runs: *runs, SteadyFiles: *steady, ColdStarts: *cold,
-		ProfileDir: *profile, Progress: os.Stderr, Checksums: modes, Load: *load,
+		ProfileDir: *profile, Progress: os.Stderr, Checksums: modes, Load: *load, Self: self,
 		Spin: func(ctx context.Context) *exec.Cmd {
 			cmd := exec.CommandContext(ctx, self)
 			cmd.Env = append(os.Environ(), bench.SpinEnv+"=1")
@@ -119,4 +124,17 @@ func parseChecksums(s string) ([]bench.Checksums, error) {
 		return nil, fmt.Errorf("-checksums: none given (want relaxed, aws or both)")
 	}
 	return out, nil
+}
+
+// servePlain runs the plain copy client process of a bench run.
+func servePlain(config string) {
+	var cfg bench.PlainConfig
+	if err := json.Unmarshal([]byte(config), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: plain copy client:", err)
+		os.Exit(2)
+	}
+	if err := bench.ServePlainCopies(os.Stdin, os.Stdout, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: plain copy client:", err)
+		os.Exit(1)
+	}
 }

@@ -170,7 +170,7 @@ func (r *Results) Markdown() string {
 	b.WriteString("\nMB/s is 10^6 bytes per second; each throughput is the median run, the ratio is of the medians.\n\n")
 
 	b.WriteString("### CPU per GiB uploaded\n\n")
-	b.WriteString("| File | S3 checksums | Ingest (bootstrap) | Plain copy client (est.) | Ratio | Graph emulator |\n")
+	b.WriteString("| File | S3 checksums | Ingest (bootstrap) | Plain copy client | Ratio | Graph emulator |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|\n")
 	for _, s := range r.Sizes {
 		ingest, plain, emu := s.CPUPerGiB()

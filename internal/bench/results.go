@@ -66,9 +66,10 @@ type SizeResult struct {
 	// operation, summed over the runs.
 	Graph map[string]int
 	// CPU time summed over the runs: the bootstrap's during its
-	// invocations; this process's during the plain copies (client and
-	// emulator) and during the invocations (the emulator alone).
-	BootstrapCPU, PlainSelfCPU, IngestSelfCPU time.Duration
+	// invocations and the plain copy client process's during its copies,
+	// both read from /proc; this process's (the Graph emulator's, with
+	// the bench's own waiting) during the invocations.
+	BootstrapCPU, PlainCPU, EmulatorCPU time.Duration
 	// Small are the invocation times of 256 KiB files after the warm-up:
 	// what a file costs besides its bytes; SmallCPU is the bootstrap's CPU
 	// time over all of them.
@@ -98,15 +99,14 @@ func (s SizeResult) CPURatio() float64 {
 }
 
 // CPUPerGiB returns the CPU seconds per GiB of the bootstrap (ingest), of
-// the plain copy's client (estimated as this process's CPU during a plain
-// copy minus its CPU during an ingest of the same bytes, which is the
-// emulator's share) and of the emulator.
+// the plain copy client process and of the Graph emulator while it
+// received from the bootstrap.
 func (s SizeResult) CPUPerGiB() (ingest, plainClient, emulator float64) {
 	gib := float64(s.Bytes) * float64(len(s.Ingest)) / (1 << 30)
 	if gib == 0 {
 		return 0, 0, 0
 	}
-	return s.BootstrapCPU.Seconds() / gib, max(s.PlainSelfCPU-s.IngestSelfCPU, 0).Seconds() / gib, s.IngestSelfCPU.Seconds() / gib
+	return s.BootstrapCPU.Seconds() / gib, s.PlainCPU.Seconds() / gib, s.EmulatorCPU.Seconds() / gib
 }
 
 // PlainMBps is the plain copy's throughput (median run), in MB/s (10^6 bytes).

@@ -29,7 +29,8 @@ type Options struct {
 	// ColdStarts is the number of fresh starts averaged (default 5).
 	ColdStarts int
 	// ProfileDir, when set, receives CPU profiles of an in-process ingest
-	// and of a plain copy of the largest size (ingest.pprof, plain.pprof).
+	// and of a plain copy of the largest size, and of small files
+	// (ingest.pprof, plain.pprof, small.pprof).
 	ProfileDir string
 	// Checksums are the S3 client settings each size is measured with
 	// (default: Relaxed, then AWSDefault).
@@ -41,6 +42,9 @@ type Options struct {
 	// Spin is the command that starts one background process; Run starts
 	// Load of them and stops them at its end (cmd/bench runs itself).
 	Spin func(ctx context.Context) *exec.Cmd
+	// Self is this program, started again as the plain copy client
+	// process (see ServePlainCopies).
+	Self string
 	// Progress receives a line per step (default: discarded).
 	Progress io.Writer
 }
@@ -139,7 +143,10 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the plain copies' session: %w", err)
 	}
-	b := &bencher{w: w, ip: ip, bootstrap: bootstrap, say: say,
+	if opts.Self == "" {
+		return nil, fmt.Errorf("the plain copy client process needs Options.Self")
+	}
+	b := &bencher{w: w, ip: ip, bootstrap: bootstrap, say: say, self: opts.Self,
 		plainURL: w.uploadURL(target(plainReview), plain.ID), token: w.emu.IssueToken(), hc: w.httpClient()}
 
 	for _, cs := range opts.Checksums {
@@ -190,6 +197,7 @@ type bencher struct {
 	say       func(string, ...any)
 	plainURL  string
 	token     string
+	self      string
 	// hc carries the plain copies: set up as app.Load sets up the
 	// bootstrap's Graph client, and kept, as a warm bootstrap keeps its own.
 	hc *http.Client
@@ -225,7 +233,13 @@ func (b *bencher) invoke(ctx context.Context, rie *testenv.RIE, o Object) (teste
 // copy and ingest taking turns at going first.
 func (b *bencher) size(ctx context.Context, mib, runs int, cs Checksums) (SizeResult, error) {
 	sr := SizeResult{MiB: mib, Checksums: cs, Bytes: int64(mib) << 20, Graph: map[string]int{}}
-	s3c := b.w.s3Client(cs)
+	s3 := b.w.s3
+	plain, err := startPlain(ctx, b.self, PlainConfig{S3Endpoint: s3.Endpoint, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
+		Checksums: cs, UploadURL: b.plainURL, Token: b.token, CAFile: b.w.emu.CAFile()})
+	if err != nil {
+		return sr, err
+	}
+	defer plain.close()
 	rie, err := b.startRIE(ctx, cs)
 	if err != nil {
 		return sr, err
@@ -238,7 +252,7 @@ func (b *bencher) size(ctx context.Context, mib, runs int, cs Checksums) (SizeRe
 	if _, _, err := b.invoke(ctx, rie, warm); err != nil {
 		return sr, fmt.Errorf("warm-up: %w", err)
 	}
-	if _, err := PlainCopy(ctx, s3c, warm, b.hc, b.plainURL, b.token, "warm.csv"); err != nil {
+	if _, _, err := plain.copy(warm, "warm.csv"); err != nil {
 		return sr, fmt.Errorf("warm-up: %w", err)
 	}
 	pid, err := FindProcess(b.bootstrap)
@@ -274,12 +288,12 @@ func (b *bencher) size(ctx context.Context, mib, runs int, cs Checksums) (SizeRe
 		sr.Rows = rows
 		put := time.Since(t0)
 		plainCopy := func() error {
-			t0, cpu0 := time.Now(), SelfCPU()
-			if _, err := PlainCopy(ctx, s3c, obj, b.hc, b.plainURL, b.token, name); err != nil {
+			d, cpu, err := plain.copy(obj, name)
+			if err != nil {
 				return err
 			}
-			sr.Plain = append(sr.Plain, time.Since(t0))
-			sr.PlainSelfCPU += SelfCPU() - cpu0
+			sr.Plain = append(sr.Plain, d)
+			sr.PlainCPU += cpu
 			return nil
 		}
 		ingest := func() error {
@@ -293,7 +307,7 @@ func (b *bencher) size(ctx context.Context, mib, runs int, cs Checksums) (SizeRe
 			if err != nil {
 				return err
 			}
-			sr.IngestSelfCPU += SelfCPU() - cpu0
+			sr.EmulatorCPU += SelfCPU() - cpu0
 			bcpu1, err := ProcessCPU(pid)
 			if err != nil {
 				return err
@@ -443,11 +457,33 @@ func (b *bencher) profile(ctx context.Context, dir string, mib int) error {
 	}); err != nil {
 		return err
 	}
-	return run("plain", func() error {
+	if err := run("plain", func() error {
 		_, err := PlainCopy(ctx, b.w.s3c, obj, b.hc, b.plainURL, b.token, "profile.csv")
 		return err
+	}); err != nil {
+		return err
+	}
+	// Small files: what a file costs besides its bytes.
+	var small []Object
+	for i := range profileSmallFiles {
+		o, _, err := b.w.put(ctx, dropKey(profileReview, fmt.Sprintf("small-%02d.csv", i)), smallFile)
+		if err != nil {
+			return err
+		}
+		small = append(small, o)
+	}
+	return run("small", func() error {
+		for _, o := range small {
+			if err := b.ip.handler.Handle(ctx, event(o)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
+
+// profileSmallFiles is the number of small files in small.pprof.
+const profileSmallFiles = 50
 
 // initReport is the emulator's line for the end of the init phase: from
 // starting the bootstrap to its first request for an event. (The "Init
