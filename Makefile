@@ -35,7 +35,7 @@ TOOLS := $(BIN_DIR)/versitygw $(BIN_DIR)/aws-lambda-rie $(BIN_DIR)/staticcheck
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-24s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo "  Variables: EVENT=events/... (invoke-*), FUZZTIME=$(FUZZTIME), TEST_TIMEOUT=$(TEST_TIMEOUT), REQUIRE_TOOLS=$(REQUIRE_TOOLS)"
+	@echo "  Variables: EVENT=events/... (invoke-*), FUZZTIME=$(FUZZTIME), TEST_TIMEOUT=$(TEST_TIMEOUT), REQUIRE_TOOLS=$(REQUIRE_TOOLS), SIZES=$(SIZES) LOAD=$(LOAD) (bench)"
 
 # --- tools ----------------------------------------------------------------
 
