@@ -166,8 +166,11 @@ func textRun(b []byte, p int, cols []column) (term, lines int) {
 					q += 8
 					continue
 				}
-				q += bits.TrailingZeros64(m) >> 3
-				ch := b[q]
+				// The flagged byte, taken from the word rather than loaded
+				// again.
+				tz := bits.TrailingZeros64(m)
+				q += tz >> 3
+				ch := byte(x >> (tz &^ 7))
 				if ch == ',' || ch == '\n' || ch == '\r' {
 					break
 				}
@@ -193,8 +196,9 @@ func textRun(b []byte, p int, cols []column) (term, lines int) {
 					q += 8
 					continue
 				}
-				q += bits.TrailingZeros64(m) >> 3
-				switch ch := b[q]; {
+				tz := bits.TrailingZeros64(m)
+				q += tz >> 3
+				switch ch := byte(x >> (tz &^ 7)); {
 				case ch == '"':
 					break quoted
 				case ch >= 0x80 || ch == 0 || ch == '\n':
@@ -211,7 +215,7 @@ func textRun(b []byte, p int, cols []column) (term, lines int) {
 			}
 		}
 		if ok {
-			if n := q - from; n == 0 && cols[i].kind == kindText || n > 1 && isFormulaStart(b[from]) || n > MaxFieldBytes {
+			if n := q - from; n == 0 && cols[i].kind == kindText || n > 1 && formulaStart[b[from]] || n > MaxFieldBytes {
 				return -1, lines
 			}
 		} else {
@@ -232,6 +236,10 @@ func textRun(b []byte, p int, cols []column) (term, lines int) {
 	}
 	return -1, lines
 }
+
+// formulaStart is isFormulaStart as a table: one load in the fast path
+// instead of four comparisons.
+var formulaStart = [256]bool{'=': true, '+': true, '-': true, '@': true}
 
 // setTextRuns notes in each free-text column how many free-text columns
 // start there, itself included, for fastRecord.
