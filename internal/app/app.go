@@ -64,9 +64,16 @@ func Load(ctx context.Context) (*App, error) {
 		o.UsePathStyle = settings.S3PathStyle
 		if settings.S3Endpoint != "" {
 			// Local S3-compatible servers answer without the checksums that
-			// newer SDKs ask for by default.
-			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+			// newer SDKs ask for by default, unless the SDK's own settings
+			// (AWS_REQUEST_CHECKSUM_CALCULATION,
+			// AWS_RESPONSE_CHECKSUM_VALIDATION) ask for them: the bench
+			// measures the AWS defaults against a local server that way.
+			if awsCfg.RequestChecksumCalculation == aws.RequestChecksumCalculationUnset {
+				o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			}
+			if awsCfg.ResponseChecksumValidation == aws.ResponseChecksumValidationUnset {
+				o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+			}
 		}
 	})
 	if err := LoadRoutesObject(ctx, s3c, &settings); err != nil {

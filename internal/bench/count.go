@@ -14,6 +14,10 @@ import (
 // Every attempt counts, retries included.
 type Counter struct {
 	Base http.RoundTripper
+	// Classify, when set, names what a request is about (the object, a
+	// claim, a session record, a report); it is added to the operation's
+	// name, so that the counts say which requests a file costs.
+	Classify func(*http.Request) string
 
 	mu     sync.Mutex
 	counts map[string]int
@@ -24,6 +28,11 @@ func (c *Counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	op := awsmiddleware.GetOperationName(r.Context())
 	if op == "" {
 		op = r.Method + " (no operation)"
+	}
+	if c.Classify != nil {
+		if what := c.Classify(r); what != "" {
+			op += " " + what
+		}
 	}
 	c.mu.Lock()
 	if c.counts == nil {

@@ -10,6 +10,9 @@ type Results struct {
 	Machine Machine
 	Date    time.Time
 	Elapsed time.Duration
+	// Load is the number of CPU-bound background processes that ran for
+	// the whole measurement (make bench LOAD=n), each keeping a core busy.
+	Load int
 	// LoadBefore and LoadAfter are the one-minute load averages when the
 	// run started and ended.
 	LoadBefore, LoadAfter string
@@ -23,11 +26,35 @@ type Results struct {
 	CSV []GoBenchmark
 }
 
-// SizeResult is the throughput and memory at one file size.
+// Checksums names the S3 client settings of a measurement: how the SDK
+// treats the checksums of requests and responses.
+type Checksums string
+
+const (
+	// Relaxed is what byodrop sets for a local S3-compatible server:
+	// checksums only where the API requires them, no response validated.
+	Relaxed Checksums = "relaxed"
+	// AWSDefault is the SDK's default, which byodrop keeps in AWS: every
+	// GetObject asks for the object's checksum and the SDK checks the
+	// body against it as it is read.
+	AWSDefault Checksums = "aws"
+)
+
+// Label is the setting's name in tables.
+func (c Checksums) Label() string {
+	if c == AWSDefault {
+		return "as in AWS"
+	}
+	return "relaxed (local)"
+}
+
+// SizeResult is the throughput and memory at one file size, with one S3
+// checksum setting.
 type SizeResult struct {
-	MiB   int
-	Bytes int64
-	Rows  int64
+	MiB       int
+	Checksums Checksums
+	Bytes     int64
+	Rows      int64
 	// Plain and Ingest are the wall times of each run: the plain copy
 	// in-process, and the ingest invocation of the bootstrap under the
 	// runtime emulator, from the event's POST to the function's answer.
@@ -39,24 +66,47 @@ type SizeResult struct {
 	// operation, summed over the runs.
 	Graph map[string]int
 	// CPU time summed over the runs: the bootstrap's during its
-	// invocations; this process's during the plain copies (client and
-	// emulator) and during the invocations (the emulator alone).
-	BootstrapCPU, PlainSelfCPU, IngestSelfCPU time.Duration
-	// Small is the invocation time of a 256 KiB file after the warm-up:
-	// what a file costs besides its bytes.
-	Small time.Duration
+	// invocations and the plain copy client process's during its copies,
+	// both read from /proc; this process's (the Graph emulator's, with
+	// the bench's own waiting) during the invocations.
+	BootstrapCPU, PlainCPU, EmulatorCPU time.Duration
+	// Small are the invocation times of 256 KiB files after the warm-up:
+	// what a file costs besides its bytes; SmallCPU is the bootstrap's CPU
+	// time over all of them.
+	Small    []time.Duration
+	SmallCPU time.Duration
+}
+
+// SmallMedian is the median invocation time of the small files.
+func (s SizeResult) SmallMedian() time.Duration { return median(s.Small) }
+
+// SmallCPUPerFile is the bootstrap's CPU time per small file.
+func (s SizeResult) SmallCPUPerFile() time.Duration {
+	if len(s.Small) == 0 {
+		return 0
+	}
+	return s.SmallCPU / time.Duration(len(s.Small))
+}
+
+// CPURatio is the bootstrap's CPU per GiB over the plain copy client's:
+// what validation and bookkeeping cost on top of moving the bytes.
+func (s SizeResult) CPURatio() float64 {
+	ingest, plain, _ := s.CPUPerGiB()
+	if plain <= 0 {
+		return 0
+	}
+	return ingest / plain
 }
 
 // CPUPerGiB returns the CPU seconds per GiB of the bootstrap (ingest), of
-// the plain copy's client (estimated as this process's CPU during a plain
-// copy minus its CPU during an ingest of the same bytes, which is the
-// emulator's share) and of the emulator.
+// the plain copy client process and of the Graph emulator while it
+// received from the bootstrap.
 func (s SizeResult) CPUPerGiB() (ingest, plainClient, emulator float64) {
 	gib := float64(s.Bytes) * float64(len(s.Ingest)) / (1 << 30)
 	if gib == 0 {
 		return 0, 0, 0
 	}
-	return s.BootstrapCPU.Seconds() / gib, max(s.PlainSelfCPU-s.IngestSelfCPU, 0).Seconds() / gib, s.IngestSelfCPU.Seconds() / gib
+	return s.BootstrapCPU.Seconds() / gib, s.PlainCPU.Seconds() / gib, s.EmulatorCPU.Seconds() / gib
 }
 
 // PlainMBps is the plain copy's throughput (median run), in MB/s (10^6 bytes).

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
@@ -28,8 +29,22 @@ type Options struct {
 	// ColdStarts is the number of fresh starts averaged (default 5).
 	ColdStarts int
 	// ProfileDir, when set, receives CPU profiles of an in-process ingest
-	// and of a plain copy of the largest size (ingest.pprof, plain.pprof).
+	// and of a plain copy of the largest size, and of small files
+	// (ingest.pprof, plain.pprof, small.pprof).
 	ProfileDir string
+	// Checksums are the S3 client settings each size is measured with
+	// (default: Relaxed, then AWSDefault).
+	Checksums []Checksums
+	// Load is the number of CPU-bound processes kept running in the
+	// background for the whole measurement, each busy on one core: the
+	// cores contended, as a Lambda function's fraction of a vCPU is.
+	Load int
+	// Spin is the command that starts one background process; Run starts
+	// Load of them and stops them at its end (cmd/bench runs itself).
+	Spin func(ctx context.Context) *exec.Cmd
+	// Self is this program, started again as the plain copy client
+	// process (see ServePlainCopies).
+	Self string
 	// Progress receives a line per step (default: discarded).
 	Progress io.Writer
 }
@@ -39,6 +54,9 @@ var DefaultSizesMiB = []int{10, 100, 1024}
 
 // Small files: warm-ups and the steady-state files.
 const smallFile = 256 << 10
+
+// smallFiles is the number of small files timed per size and setting.
+const smallFiles = 5
 
 // Run measures everything on this machine and returns the figures. It
 // starts versitygw and the Graph emulator, builds the bootstraps, and
@@ -56,13 +74,28 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if opts.ColdStarts <= 0 {
 		opts.ColdStarts = 5
 	}
+	if len(opts.Checksums) == 0 {
+		opts.Checksums = []Checksums{Relaxed, AWSDefault}
+	}
 	say := func(format string, args ...any) {
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, format+"\n", args...)
 		}
 	}
 	started := time.Now()
-	res := &Results{Machine: ThisMachine(), Date: started.UTC(), LoadBefore: LoadAverage()}
+	res := &Results{Machine: ThisMachine(), Date: started.UTC(), Load: opts.Load}
+	if opts.Load > 0 {
+		if opts.Spin == nil {
+			return nil, fmt.Errorf("a background load of %d needs Options.Spin", opts.Load)
+		}
+		stop, err := startLoad(ctx, opts.Load, opts.Spin)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		say("background load: %d CPU-bound process(es) for the whole run", opts.Load)
+	}
+	res.LoadBefore = LoadAverage()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return nil, err
@@ -110,15 +143,32 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the plain copies' session: %w", err)
 	}
-	b := &bencher{w: w, ip: ip, bootstrap: bootstrap, say: say,
+	if opts.Self == "" {
+		return nil, fmt.Errorf("the plain copy client process needs Options.Self")
+	}
+	b := &bencher{w: w, ip: ip, bootstrap: bootstrap, say: say, self: opts.Self,
 		plainURL: w.uploadURL(target(plainReview), plain.ID), token: w.emu.IssueToken(), hc: w.httpClient()}
 
-	for _, mib := range opts.SizesMiB {
-		sr, err := b.size(ctx, mib, opts.Runs)
-		if err != nil {
-			return nil, fmt.Errorf("%d MiB: %w", mib, err)
+	for _, cs := range opts.Checksums {
+		if cs != AWSDefault {
+			continue
 		}
-		res.Sizes = append(res.Sizes, sr)
+		o, _, err := w.put(ctx, dropKey(plainReview, "checksum.csv"), smallFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.checkChecksums(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	for _, mib := range opts.SizesMiB {
+		for _, cs := range opts.Checksums {
+			sr, err := b.size(ctx, mib, opts.Runs, cs)
+			if err != nil {
+				return nil, fmt.Errorf("%d MiB, S3 checksums %s: %w", mib, cs.Label(), err)
+			}
+			res.Sizes = append(res.Sizes, sr)
+		}
 	}
 	if res.Steady, err = b.steady(ctx, opts.SteadyFiles); err != nil {
 		return nil, fmt.Errorf("steady state: %w", err)
@@ -147,16 +197,18 @@ type bencher struct {
 	say       func(string, ...any)
 	plainURL  string
 	token     string
+	self      string
 	// hc carries the plain copies: set up as app.Load sets up the
 	// bootstrap's Graph client, and kept, as a warm bootstrap keeps its own.
 	hc *http.Client
 }
 
-// startRIE starts the bootstrap under a fresh runtime emulator; its own
-// log level is info, the level of its INIT REPORT line.
-func (b *bencher) startRIE(ctx context.Context) (*testenv.RIE, error) {
+// startRIE starts the bootstrap under a fresh runtime emulator with the S3
+// checksum setting cs; its own log level is info, the level of its INIT
+// REPORT line.
+func (b *bencher) startRIE(ctx context.Context, cs Checksums) (*testenv.RIE, error) {
 	return testenv.StartRIE(ctx, testenv.RIEOptions{
-		Bootstrap: b.bootstrap, Env: b.w.functionEnv(), FunctionName: "IngestFunction",
+		Bootstrap: b.bootstrap, Env: b.w.functionEnv(cs), FunctionName: "IngestFunction",
 		Timeout: 15 * time.Minute, LogLevel: "info",
 	})
 }
@@ -175,12 +227,20 @@ func (b *bencher) invoke(ctx context.Context, rie *testenv.RIE, o Object) (teste
 	return res, d, b.w.checkUploaded(ctx, o)
 }
 
-// size measures one file size: a fresh runtime emulator, a warm-up file
-// (token, session, connections), then the timed runs, each on a new object
-// version, plain copy and ingest taking turns at going first.
-func (b *bencher) size(ctx context.Context, mib, runs int) (SizeResult, error) {
-	sr := SizeResult{MiB: mib, Bytes: int64(mib) << 20, Graph: map[string]int{}}
-	rie, err := b.startRIE(ctx)
+// size measures one file size with one S3 checksum setting: a fresh
+// runtime emulator, a warm-up file (token, session, connections), the
+// small files, then the timed runs, each on a new object version, plain
+// copy and ingest taking turns at going first.
+func (b *bencher) size(ctx context.Context, mib, runs int, cs Checksums) (SizeResult, error) {
+	sr := SizeResult{MiB: mib, Checksums: cs, Bytes: int64(mib) << 20, Graph: map[string]int{}}
+	s3 := b.w.s3
+	plain, err := startPlain(ctx, b.self, PlainConfig{S3Endpoint: s3.Endpoint, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
+		Checksums: cs, UploadURL: b.plainURL, Token: b.token, CAFile: b.w.emu.CAFile()})
+	if err != nil {
+		return sr, err
+	}
+	defer plain.close()
+	rie, err := b.startRIE(ctx, cs)
 	if err != nil {
 		return sr, err
 	}
@@ -192,19 +252,31 @@ func (b *bencher) size(ctx context.Context, mib, runs int) (SizeResult, error) {
 	if _, _, err := b.invoke(ctx, rie, warm); err != nil {
 		return sr, fmt.Errorf("warm-up: %w", err)
 	}
-	if _, err := PlainCopy(ctx, b.w.s3c, warm, b.hc, b.plainURL, b.token, "warm.csv"); err != nil {
+	if _, _, err := plain.copy(warm, "warm.csv"); err != nil {
 		return sr, fmt.Errorf("warm-up: %w", err)
 	}
 	pid, err := FindProcess(b.bootstrap)
 	if err != nil {
 		return sr, err
 	}
-	small, _, err := b.w.put(ctx, dropKey(ingestReview, fmt.Sprintf("small-%dmib.csv", mib)), smallFile)
-	if err != nil {
-		return sr, err
-	}
-	if _, sr.Small, err = b.invoke(ctx, rie, small); err != nil {
-		return sr, err
+	for i := range smallFiles {
+		small, _, err := b.w.put(ctx, dropKey(ingestReview, fmt.Sprintf("small-%dmib-%s-%d.csv", mib, cs, i)), smallFile)
+		if err != nil {
+			return sr, err
+		}
+		cpu0, err := ProcessCPU(pid)
+		if err != nil {
+			return sr, err
+		}
+		_, d, err := b.invoke(ctx, rie, small)
+		if err != nil {
+			return sr, err
+		}
+		cpu1, err := ProcessCPU(pid)
+		if err != nil {
+			return sr, err
+		}
+		sr.Small, sr.SmallCPU = append(sr.Small, d), sr.SmallCPU+cpu1-cpu0
 	}
 	name := fmt.Sprintf("access-%dmib.csv", mib)
 	for run := range runs {
@@ -216,12 +288,12 @@ func (b *bencher) size(ctx context.Context, mib, runs int) (SizeResult, error) {
 		sr.Rows = rows
 		put := time.Since(t0)
 		plainCopy := func() error {
-			t0, cpu0 := time.Now(), SelfCPU()
-			if _, err := PlainCopy(ctx, b.w.s3c, obj, b.hc, b.plainURL, b.token, name); err != nil {
+			d, cpu, err := plain.copy(obj, name)
+			if err != nil {
 				return err
 			}
-			sr.Plain = append(sr.Plain, time.Since(t0))
-			sr.PlainSelfCPU += SelfCPU() - cpu0
+			sr.Plain = append(sr.Plain, d)
+			sr.PlainCPU += cpu
 			return nil
 		}
 		ingest := func() error {
@@ -235,7 +307,7 @@ func (b *bencher) size(ctx context.Context, mib, runs int) (SizeResult, error) {
 			if err != nil {
 				return err
 			}
-			sr.IngestSelfCPU += SelfCPU() - cpu0
+			sr.EmulatorCPU += SelfCPU() - cpu0
 			bcpu1, err := ProcessCPU(pid)
 			if err != nil {
 				return err
@@ -257,7 +329,7 @@ func (b *bencher) size(ctx context.Context, mib, runs int) (SizeResult, error) {
 		if err := second(); err != nil {
 			return sr, err
 		}
-		b.say("%5d MiB run %d: put %v, plain copy %v (%.0f MB/s), ingest %v (%.0f MB/s)", mib, run+1,
+		b.say("%5d MiB (%s) run %d: put %v, plain copy %v (%.0f MB/s), ingest %v (%.0f MB/s)", mib, cs, run+1,
 			put.Round(time.Millisecond),
 			sr.Plain[run].Round(time.Millisecond), mbps(sr.Bytes, sr.Plain[run]),
 			sr.Ingest[run].Round(time.Millisecond), mbps(sr.Bytes, sr.Ingest[run]))
@@ -268,7 +340,10 @@ func (b *bencher) size(ctx context.Context, mib, runs int) (SizeResult, error) {
 	if sr.Peak, err = ReadMemory(pid); err != nil {
 		return sr, err
 	}
-	b.say("%5d MiB: bootstrap peak RSS %.1f MiB", mib, float64(sr.Peak.Peak)/(1<<20))
+	ingestCPU, plainCPU, _ := sr.CPUPerGiB()
+	b.say("%5d MiB (%s): bootstrap peak RSS %.1f MiB; CPU per GiB %.2f s, plain copy client %.2f s (%.2f×); small file %v, %v CPU",
+		mib, cs, float64(sr.Peak.Peak)/(1<<20), ingestCPU, plainCPU, sr.CPURatio(),
+		sr.SmallMedian().Round(100*time.Microsecond), sr.SmallCPUPerFile().Round(100*time.Microsecond))
 	return sr, nil
 }
 
@@ -313,7 +388,7 @@ const testEvent = `{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-01
 func (b *bencher) cold(ctx context.Context, n int) (Cold, error) {
 	var c Cold
 	for range n {
-		rie, err := b.startRIE(ctx)
+		rie, err := b.startRIE(ctx, Relaxed)
 		if err != nil {
 			return c, err
 		}
@@ -382,11 +457,33 @@ func (b *bencher) profile(ctx context.Context, dir string, mib int) error {
 	}); err != nil {
 		return err
 	}
-	return run("plain", func() error {
+	if err := run("plain", func() error {
 		_, err := PlainCopy(ctx, b.w.s3c, obj, b.hc, b.plainURL, b.token, "profile.csv")
 		return err
+	}); err != nil {
+		return err
+	}
+	// Small files: what a file costs besides its bytes.
+	var small []Object
+	for i := range profileSmallFiles {
+		o, _, err := b.w.put(ctx, dropKey(profileReview, fmt.Sprintf("small-%02d.csv", i)), smallFile)
+		if err != nil {
+			return err
+		}
+		small = append(small, o)
+	}
+	return run("small", func() error {
+		for _, o := range small {
+			if err := b.ip.handler.Handle(ctx, event(o)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
+
+// profileSmallFiles is the number of small files in small.pprof.
+const profileSmallFiles = 50
 
 // initReport is the emulator's line for the end of the init phase: from
 // starting the bootstrap to its first request for an event. (The "Init
@@ -420,4 +517,40 @@ func tailLines(s string, n int) string {
 		}
 	}
 	return s
+}
+
+// startLoad starts n background processes with spin and returns what stops
+// them (each killed by its own process, then waited for).
+func startLoad(ctx context.Context, n int, spin func(context.Context) *exec.Cmd) (stop func(), err error) {
+	var cmds []*exec.Cmd
+	stop = func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+	for range n {
+		c := spin(ctx)
+		if err := c.Start(); err != nil {
+			stop()
+			return nil, fmt.Errorf("starting the background load: %w", err)
+		}
+		cmds = append(cmds, c)
+	}
+	return stop, nil
+}
+
+// SpinEnv is set in the environment of a background-load process.
+const SpinEnv = "BYODROP_BENCH_SPIN"
+
+// Spin keeps one core busy until the process is killed: the background
+// load of make bench LOAD=n.
+func Spin() {
+	x := uint64(1)
+	for {
+		x = x*6364136223846793005 + 1442695040888963407
+		if x == 0 {
+			fmt.Println(x) // never; keeps the loop from being removed
+		}
+	}
 }

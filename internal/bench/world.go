@@ -17,6 +17,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/byodrop/byodrop/internal/blob"
 	"github.com/byodrop/byodrop/internal/config"
@@ -124,13 +125,73 @@ func (w *world) settings() map[string]string {
 }
 
 // functionEnv is the bootstrap's environment under the runtime emulator:
-// the settings, plus the emulator's CA as SSL_CERT_FILE.
-func (w *world) functionEnv() []string {
+// the settings, plus the emulator's CA as SSL_CERT_FILE. With AWSDefault
+// the SDK's checksum settings are those it has in AWS, which app.Load
+// keeps even for a local server when they are set.
+func (w *world) functionEnv(cs Checksums) []string {
+	settings := w.settings()
+	if cs == AWSDefault {
+		settings["AWS_REQUEST_CHECKSUM_CALCULATION"] = "when_supported"
+		settings["AWS_RESPONSE_CHECKSUM_VALIDATION"] = "when_supported"
+	}
 	var env []string
-	for k, v := range w.settings() {
+	for k, v := range settings {
 		env = append(env, k+"="+v)
 	}
 	return append(env, "SSL_CERT_FILE="+w.emu.CAFile())
+}
+
+// s3Client is an S3 client for the plain copies: the bench's own, or with
+// AWSDefault one with the SDK's default checksum settings, which validates
+// every object it reads against the checksum S3 stored with it.
+func (w *world) s3Client(cs Checksums) *s3.Client {
+	if cs != AWSDefault {
+		return w.s3c
+	}
+	return s3.New(s3.Options{
+		Region:       w.s3.Region,
+		BaseEndpoint: aws.String(w.s3.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(w.s3.AccessKey, w.s3.SecretKey, ""),
+		// The defaults that s3.NewFromConfig resolves in AWS.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
+	})
+}
+
+// checkChecksums makes sure the server answers a read with the checksum
+// the object was stored with: without one, the SDK would have nothing to
+// validate and the figures "as in AWS" would measure nothing more.
+func (w *world) checkChecksums(ctx context.Context, o Object) error {
+	out, err := w.s3Client(AWSDefault).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(o.Key), VersionId: aws.String(o.VersionID)})
+	if err != nil {
+		return fmt.Errorf("get s3://%s/%s with its checksum: %w", o.Bucket, o.Key, err)
+	}
+	defer out.Body.Close()
+	if _, err := io.Copy(io.Discard, out.Body); err != nil {
+		return fmt.Errorf("get s3://%s/%s with its checksum: %w", o.Bucket, o.Key, err)
+	}
+	if out.ChecksumCRC64NVME == nil {
+		return fmt.Errorf("the S3 server answered s3://%s/%s without its CRC64NVME checksum: the SDK would validate nothing", o.Bucket, o.Key)
+	}
+	return nil
+}
+
+// classifyS3 names what a path-style S3 request is about, from its key.
+func classifyS3(r *http.Request) string {
+	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	for _, k := range []struct{ prefix, what string }{
+		{"incoming/", "(the object)"},
+		{statePrefix + "claims/", "(claim)"},
+		{statePrefix + "sessions/", "(session record)"},
+		{statePrefix + "open/", "(open-session index)"},
+		{statePrefix + "reports/", "(report)"},
+	} {
+		if strings.HasPrefix(key, k.prefix) {
+			return k.what
+		}
+	}
+	return ""
 }
 
 // httpClient is the HTTP client app.Load gives the Graph client and the
@@ -171,7 +232,7 @@ func (w *world) inProcess() (*inProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	counter := &Counter{Base: http.DefaultTransport.(*http.Transport).Clone()}
+	counter := &Counter{Base: http.DefaultTransport.(*http.Transport).Clone(), Classify: classifyS3}
 	s3c := s3.New(s3.Options{
 		Region:                     w.s3.Region,
 		BaseEndpoint:               aws.String(w.s3.Endpoint),
@@ -187,7 +248,8 @@ func (w *world) inProcess() (*inProcess, error) {
 
 // put stores a generated CSV of size bytes at key in the drop bucket. The
 // body is generated while it is sent (and sent unsigned, so that it is not
-// generated once more only to be hashed).
+// generated once more only to be hashed). It is stored with a CRC64NVME
+// checksum, the one S3 computes for every object stored without one.
 func (w *world) put(ctx context.Context, key string, size int64) (Object, int64, error) {
 	c, err := NewCSV(size)
 	if err != nil {
@@ -195,6 +257,7 @@ func (w *world) put(ctx context.Context, key string, size int64) (Object, int64,
 	}
 	out, err := w.s3c.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(dropBucket), Key: aws.String(key), Body: c, ContentLength: aws.Int64(size),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme,
 	}, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
 	if err != nil {
 		return Object{}, 0, fmt.Errorf("put s3://%s/%s: %w", dropBucket, key, err)

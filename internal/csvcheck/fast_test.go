@@ -199,3 +199,11 @@ func TestIsGUIDListMatchesCheckList(t *testing.T) {
 		}
 	}
 }
+
+func TestFormulaStartTableMatchesIsFormulaStart(t *testing.T) {
+	for c := range 256 {
+		if formulaStart[c] != isFormulaStart(byte(c)) {
+			t.Fatalf("formulaStart[%#x] = %v, isFormulaStart says %v", c, formulaStart[c], isFormulaStart(byte(c)))
+		}
+	}
+}
