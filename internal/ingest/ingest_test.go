@@ -456,3 +456,5 @@ func (m *countingMetrics) SessionEnded(o finalize.Outcome) {
 		m.closed.Add(1)
 	}
 }
+
+func (m *countingMetrics) Standing(review.Status) {}
