@@ -264,10 +264,20 @@ func TestAStandingFileReplacedWhileItUploadsIsSentAsChosen(t *testing.T) {
 }
 
 func TestFaultsOnTheReviewReadsAreRetried(t *testing.T) {
-	for _, op := range []string{"list-instances", "get-instance-definition", "list-resources", "create", "upload", "patch"} {
+	cases := []struct {
+		op   string
+		flat int // ReviewsModes.FlatInstances: 400 makes the run list per definition
+	}{
+		{"list-instances", 0}, {"get-instance-definition", 0}, {"list-resources", 0},
+		{"list-definitions", 400}, {"list-definition-instances", 400},
+		{"create", 0}, {"upload", 0}, {"patch", 0},
+	}
+	for _, c := range cases {
+		op := c.op
 		for _, f := range []graphemu.Fault{{Status: 429, RetryAfter: "0"}, {Status: 503}, {ResetAfterBytes: 1}} {
 			t.Run(fmt.Sprintf("%s/%d/%d", op, f.Status, f.ResetAfterBytes), func(t *testing.T) {
 				s := newScene(t)
+				s.Emu.SetReviewsModes(graphemu.ReviewsModes{FlatInstances: c.flat})
 				s.PutStanding(s.standingKey(s.withData, "access.csv"), csvRows(3))
 				f.Op = op
 				s.Emu.Inject(f)
@@ -286,6 +296,7 @@ func TestFaultsOnTheReviewReadsAreRetried(t *testing.T) {
 func TestAMissingPermissionIsNamedAndFailsTheRun(t *testing.T) {
 	for _, tt := range []struct{ op, perm string }{
 		{"list-instances", "AccessReview.Read.All"},
+		{"get-instance-definition", "AccessReview.Read.All"},
 		{"list-resources", "EntitlementManagement.Read.All"},
 	} {
 		t.Run(tt.op, func(t *testing.T) {
@@ -320,6 +331,19 @@ func TestIngestChecksTheInstanceBeforeCreatingASession(t *testing.T) {
 	}
 	if len(s.Emu.Sessions()) != 0 || ops(s.World, "create") != 0 {
 		t.Fatal("a session was created for an instance past Initializing")
+	}
+
+	// Throttling, server errors and resets on the read are retried.
+	for i, f := range []graphemu.Fault{{Status: 429, RetryAfter: "0"}, {Status: 503}, {ResetAfterBytes: 1}} {
+		f.Op = "get-instance"
+		s.Emu.Inject(f)
+		k := harness.KeyFor(target, fmt.Sprintf("retried-%d.csv", i))
+		if err := s.IngestRecords(context.Background(), s.Put(k, csvRows(1))); err != nil {
+			t.Fatal(err)
+		}
+		if rep := s.Report(k); rep.Status != review.Late {
+			t.Fatalf("report after a %+v on the instance read: %+v", f, rep)
+		}
 	}
 
 	// Without the permission, ingest goes on as before.
@@ -487,5 +511,64 @@ func TestDiscoveryCost(t *testing.T) {
 	}
 	if s := w.Emu.Sessions(); len(s) != pairs {
 		t.Fatalf("sessions: %d", len(s))
+	}
+}
+
+func TestTheReviewRecordFollowsASessionTheFinalizerEnds(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		s := newScene(t)
+		s.PutStanding(s.standingKey(s.withData, "access.csv"), csvRows(3))
+		s.Emu.Inject(graphemu.Fault{Op: "patch", Status: 503, Times: -1})
+		s.run(t)
+		if rv := s.record(t, s.withData); rv.Status != ledger.ReviewUploading || rv.Files[0].Status != "uploaded" {
+			t.Fatalf("record while the close fails: %+v", rv)
+		}
+		s.Emu.ClearFaults()
+		// After the closing lease of the failed PATCH has lapsed.
+		closer := s.Closer("fin")
+		closer.Now = func() time.Time { return time.Now().Add(3 * time.Minute) }
+		sum, err := closer.Run(context.Background())
+		if err != nil || len(sum.Closed) != 1 || sum.Closed[0].Reason != review.ReasonManifestComplete {
+			t.Fatalf("finalizer: %+v, %v", sum, err)
+		}
+		if rv := s.record(t, s.withData); rv.Status != ledger.ReviewComplete || rv.ClosedAt.IsZero() {
+			t.Fatalf("record after the finalizer closed it: %+v", rv)
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		s := newScene(t)
+		s.PutStanding(s.standingKey(s.withData, "access.csv"), csvRows(3))
+		s.Emu.Inject(graphemu.Fault{Op: "patch", Status: 503, Times: -1})
+		s.run(t)
+		s.Emu.Advance(3 * time.Hour)
+		closer := s.Closer("fin")
+		closer.Now = s.Emu.Now
+		if _, err := closer.Run(context.Background()); err != nil {
+			t.Logf("finalizer: %v", err)
+		}
+		rv := s.record(t, s.withData)
+		if rv.Status != ledger.ReviewExpired || rv.Files[0].Status != "expired" || !strings.Contains(rv.Message, "did not process") {
+			t.Fatalf("record after the session expired: %+v", rv)
+		}
+	})
+}
+
+func TestAnUploadWhoseAnswerWasLostIsNotSentAgain(t *testing.T) {
+	s := newScene(t)
+	s.PutStanding(s.standingKey(s.withData, "access.csv"), csvRows(3))
+	// The upload lands in Graph, but its answer never comes back: as if
+	// the run stopped right after sending it.
+	s.Emu.Inject(graphemu.Fault{Op: "upload", DropResponse: true, Times: -1})
+	if _, err := s.Discoverer(nil, nil).Run(context.Background()); err != nil {
+		t.Logf("first run: %v", err)
+	}
+	s.Emu.ClearFaults()
+	s.run(t)
+	g := s.Emu.Sessions()
+	if len(g) != 1 || len(g[0].Files) != 1 || !g[0].IsUploadDone {
+		t.Fatalf("sessions: %+v, want one closed session with the file once", g)
+	}
+	if rv := s.record(t, s.withData); rv.Status != ledger.ReviewComplete {
+		t.Fatalf("record: %+v", rv)
 	}
 }
