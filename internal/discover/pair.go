@@ -82,11 +82,21 @@ func (r *run) serve(ctx context.Context, p pairWork) (Pair, error) {
 			rv.WindowEnds = start.Add(r.UploadWindow).UTC()
 		}
 	}
-	if len(send) == 0 && (prev == nil || prev.SessionID == "") {
-		return r.noData(ctx, p, out, base, notes)
-	}
 	t := review.Target{CatalogID: p.catalog, ResourceID: out.ResourceID, ReviewDefinitionID: strings.ToLower(def.ID),
 		ReviewInstanceID: out.ReviewInstanceID, Source: p.resource.DisplayName}
+	if len(send) == 0 {
+		if prev == nil || prev.SessionID == "" {
+			return r.noData(ctx, p, out, base, notes)
+		}
+		// The data is gone since a session was made for it: what was sent
+		// stands, and the session ends by the finalizer's rules.
+		rec, err := r.Ledger.Session(ctx, t)
+		if err != nil {
+			out.Status = prev.Status
+			return out, fmt.Errorf("reading the session record: %w", err)
+		}
+		return r.ended(ctx, t, out, rec)
+	}
 	if r.NeedsSource && t.Source == "" {
 		out.Status = ledger.ReviewFailed
 		return out, r.setFailed(ctx, t, base, fmt.Errorf("the %s API needs the resource's display name, and Graph lists none for resource %s", r.Profile, p.resource.ID))
