@@ -572,3 +572,43 @@ func TestAnUploadWhoseAnswerWasLostIsNotSentAgain(t *testing.T) {
 		t.Fatalf("record: %+v", rv)
 	}
 }
+
+func TestAReviewWhoseSessionEndedBeforeDiscoveryIsLate(t *testing.T) {
+	s := newScene(t)
+	target := review.Target{CatalogID: s.catalog, ResourceID: s.withData, ReviewDefinitionID: s.def, ReviewInstanceID: s.inst}
+	// Someone sent the data through the drop zone, and the session closed.
+	if err := s.IngestRecords(context.Background(), s.Put(harness.KeyFor(target, "manual.csv"), csvRows(2))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IngestRecords(context.Background(), s.Put(harness.KeyFor(target, "manifest.json"), []byte(`{"files":["manual.csv"]}`))); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.Emu.Sessions(); len(g) != 1 || !g[0].IsUploadDone {
+		t.Fatalf("sessions: %+v", g)
+	}
+	s.PutStanding(s.standingKey(s.withData, "access.csv"), csvRows(3))
+	s.run(t)
+	rv := s.record(t, s.withData)
+	if rv.Status != ledger.ReviewLate || !strings.Contains(rv.Message, "already complete") {
+		t.Fatalf("record: %+v", rv)
+	}
+	if n := ops(s.World, "upload"); n != 1 {
+		t.Fatalf("uploads: %d, want only the drop zone's", n)
+	}
+}
+
+func TestARunNearItsDeadlineLeavesThePairsForTheNext(t *testing.T) {
+	s := newScene(t)
+	s.PutStanding(s.standingKey(s.withData, "access.csv"), csvRows(3))
+	d := s.Discoverer(nil, nil)
+	d.Margin = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sum, err := d.Run(ctx)
+	if err != nil || len(sum.Deferred) != 2 || len(sum.Pairs) != 0 || len(s.Emu.Sessions()) != 0 {
+		t.Fatalf("run within its margin: %+v, %v; want every pair deferred", sum, err)
+	}
+	if sum = s.run(t); len(sum.Pairs) != 2 {
+		t.Fatalf("the next run: %+v", sum)
+	}
+}

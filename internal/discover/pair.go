@@ -251,6 +251,9 @@ func (r *run) recordManifest(ctx context.Context, sessions *lifecycle.Sessions, 
 	key := r.Ledger.ReviewKey(t.ReviewInstanceID, t.ResourceID)
 	rec, err := r.Ledger.Session(ctx, t)
 	switch {
+	case err == nil && rec.Ended():
+		// Nothing more goes into it; the record says so after Ensure.
+		return nil
 	case err == nil && rec.Manifest != nil && rec.Manifest.Key != key:
 		return nil
 	case err == nil && rec.Manifest != nil:
