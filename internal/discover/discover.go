@@ -55,6 +55,7 @@ type Reviews interface {
 	ListInstances(ctx context.Context, status string, walk func(*graph.Definition) bool) (*graph.InstanceList, error)
 	GetDefinition(ctx context.Context, definitionID string) (*graph.Definition, error)
 	InstanceDefinition(ctx context.Context, instanceID string) (*graph.Definition, error)
+	GetInstance(ctx context.Context, instanceID string) (*graph.Instance, error)
 }
 
 // Graph is what a run needs of the Graph client (*graph.Client has it).

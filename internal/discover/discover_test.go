@@ -612,3 +612,43 @@ func TestARunNearItsDeadlineLeavesThePairsForTheNext(t *testing.T) {
 		t.Fatalf("the next run: %+v", sum)
 	}
 }
+
+func TestAReviewThatMovesOnBeforeItsSessionIsMadeIsLate(t *testing.T) {
+	for _, op := range []string{"create", "upload"} {
+		t.Run(op, func(t *testing.T) {
+			s := newScene(t)
+			s.PutStanding(s.standingKey(s.withData, "access.csv"), csvRows(3))
+			// Listed in Initializing, then InProgress by the time of the
+			// create (or upload), which Graph refuses.
+			// (Match runs under the emulator's lock: the status changes
+			// from another goroutine during the request's delay.)
+			var once sync.Once
+			s.Emu.Inject(graphemu.Fault{Op: op, Delay: 200 * time.Millisecond, Match: func(*http.Request) bool {
+				once.Do(func() { go s.Emu.SetInstanceStatus(s.inst, graphemu.InstanceInProgress) })
+				return true
+			}})
+			// Late is an outcome, not a failure of the run.
+			if _, err := s.Discoverer(nil, nil).Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			rv := s.record(t, s.withData)
+			if rv.Status != ledger.ReviewLate || !strings.Contains(rv.Message, "the review instance is InProgress: its upload window is over") {
+				t.Fatalf("record: %+v", rv)
+			}
+			if n := ops(s.World, "upload"); n != 0 {
+				t.Fatalf("uploads: %d", n)
+			}
+			// A session made before the refusal expires empty later: the
+			// record still says why nothing was sent.
+			s.Emu.Advance(3 * time.Hour)
+			closer := s.Closer("fin")
+			closer.Now = s.Emu.Now
+			if _, err := closer.Run(context.Background()); err != nil {
+				t.Logf("finalizer: %v", err)
+			}
+			if rv := s.record(t, s.withData); rv.Status != ledger.ReviewLate {
+				t.Fatalf("record after the empty session ended: %+v", rv)
+			}
+		})
+	}
+}

@@ -132,9 +132,9 @@ func (r *run) serve(ctx context.Context, p pairWork) (Pair, error) {
 	rec, err := sessions.Ensure(ctx, t)
 	if err != nil {
 		out.Status = ledger.ReviewFailed
-		if review.KindOf(err) == review.Gone {
+		if why, over := r.instanceOver(ctx, p.inst.ID, err); over {
 			out.Status = ledger.ReviewLate
-			return out, r.setLate(ctx, t, base, err.Error())
+			return out, r.setLate(ctx, t, base, why)
 		}
 		return out, r.setFailed(ctx, t, base, err)
 	}
@@ -164,6 +164,10 @@ func (r *run) serve(ctx context.Context, p pairWork) (Pair, error) {
 	if len(errs) > 0 {
 		out.Status = ledger.ReviewFailed
 		err := errors.Join(errs...)
+		if why, over := r.instanceOver(ctx, p.inst.ID, err); over {
+			out.Status = ledger.ReviewLate
+			return out, r.setLate(ctx, t, base, why)
+		}
 		return out, r.setFailed(ctx, t, base, err)
 	}
 	// Every chosen file is in: the manifest is complete, so the session
@@ -474,6 +478,24 @@ func (r *run) ended(ctx context.Context, t review.Target, out Pair, rec *ledger.
 	}
 	out.Status, out.Message = rv.Status, rv.Message
 	return out, nil
+}
+
+// instanceOver reports, after Graph refused a create or an upload, whether
+// the review instance has moved past Initializing meanwhile (how Graph
+// refuses then is not documented, so the instance is read again rather
+// than the refusal guessed at), and says so in words.
+func (r *run) instanceOver(ctx context.Context, instanceID string, cause error) (string, bool) {
+	if review.KindOf(cause) == review.Gone {
+		return cause.Error(), true
+	}
+	if !graph.IsRefusal(cause) {
+		return "", false
+	}
+	inst, err := r.Reviews.GetInstance(ctx, instanceID)
+	if err != nil || inst.IsInitializing() || inst.Status == "" || graph.EqualStatus(inst.Status, graph.InstanceNotStarted) {
+		return "", false
+	}
+	return fmt.Sprintf("the review instance is %s: its upload window is over (%v)", inst.Status, cause), true
 }
 
 // noData records that the pair has no usable standing data: once per

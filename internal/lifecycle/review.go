@@ -27,6 +27,10 @@ func ApplyEnd(r *ledger.Review, rec *ledger.Session) bool {
 	if !rec.Ended() {
 		return false
 	}
+	if r.Status == ledger.ReviewLate && !holdsAny(rec, r.Files) {
+		// Nothing of the record's went in: why stays as it was said.
+		return false
+	}
 	before := *r
 	beforeFiles := append([]ledger.ReviewFile(nil), r.Files...)
 	r.SessionID = rec.SessionID
@@ -63,6 +67,20 @@ func ApplyEnd(r *ledger.Review, rec *ledger.Session) bool {
 	}
 	for i := range beforeFiles {
 		if beforeFiles[i] != r.Files[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsAny reports whether the session holds any of the record's files.
+func holdsAny(rec *ledger.Session, files []ledger.ReviewFile) bool {
+	for _, f := range files {
+		v := f.VersionID
+		if v == "" {
+			v = f.ETag
+		}
+		if rec.HasFile(f.Key, v) {
 			return true
 		}
 	}
