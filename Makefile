@@ -29,8 +29,8 @@ TEST_ENV := BYODROP_BIN_DIR=$(BIN_DIR) BYODROP_REQUIRE_TOOLS=$(REQUIRE_TOOLS)
 
 TOOLS := $(BIN_DIR)/versitygw $(BIN_DIR)/aws-lambda-rie $(BIN_DIR)/staticcheck
 
-.PHONY: help tools build build-IngestFunction build-FinalizeFunction test fuzz \
-	lint dashboard invoke-ingest invoke-finalize local status bench soak replay deploy clean
+.PHONY: help tools build build-IngestFunction build-FinalizeFunction build-DiscoverFunction test fuzz \
+	lint dashboard invoke-ingest invoke-finalize invoke-discover local status bench soak replay deploy clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-24s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,9 +50,10 @@ $(TOOLS) &: tools/go.mod tools/go.sum
 
 # --- build ----------------------------------------------------------------
 
-build: ## build both arm64 bootstraps into build/<Function>/bootstrap
+build: ## build the three arm64 bootstraps into build/<Function>/bootstrap
 	$(MAKE) --no-print-directory build-IngestFunction ARTIFACTS_DIR=$(BUILD_DIR)/IngestFunction
 	$(MAKE) --no-print-directory build-FinalizeFunction ARTIFACTS_DIR=$(BUILD_DIR)/FinalizeFunction
+	$(MAKE) --no-print-directory build-DiscoverFunction ARTIFACTS_DIR=$(BUILD_DIR)/DiscoverFunction
 
 # `sam build` calls these with ARTIFACTS_DIR set (Metadata: BuildMethod: makefile).
 build-IngestFunction: ## sam build hook: ingest bootstrap into $(ARTIFACTS_DIR)
@@ -60,6 +61,9 @@ build-IngestFunction: ## sam build hook: ingest bootstrap into $(ARTIFACTS_DIR)
 
 build-FinalizeFunction: ## sam build hook: finalize bootstrap into $(ARTIFACTS_DIR)
 	$(call lambda-build,./functions/finalize)
+
+build-DiscoverFunction: ## sam build hook: discover bootstrap into $(ARTIFACTS_DIR)
+	$(call lambda-build,./functions/discover)
 
 define lambda-build
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it; or use make build)"; exit 1; }
@@ -116,6 +120,10 @@ invoke-ingest: tools ## invoke ingest once: make invoke-ingest EVENT=events/s3-p
 invoke-finalize: EVENT ?= events/scheduled.json
 invoke-finalize: tools ## invoke finalize once with events/scheduled.json (or EVENT=...)
 	$(GO) run ./cmd/byodrop-local invoke -function finalize $(foreach e,$(EVENT),-event $(e)) -env events/env.json
+
+invoke-discover: EVENT ?= events/scheduled.json
+invoke-discover: tools ## invoke discover once with events/scheduled.json (or EVENT=...)
+	$(GO) run ./cmd/byodrop-local invoke -function discover $(foreach e,$(EVENT),-event $(e)) -env events/env.json
 
 # KEEP=1: after the run, the S3 server keeps what it left until Ctrl-C, its
 # settings in build/local-s3.env, for `make status LOCAL=1` in another shell.

@@ -3,7 +3,7 @@
 // bootstraps under the runtime interface emulator.
 //
 //	byodrop-local run [-v] [-keep FILE]
-//	byodrop-local invoke -function ingest|finalize -event FILE [-event FILE…] [-env events/env.json]
+//	byodrop-local invoke -function ingest|finalize|discover -event FILE [-event FILE…] [-env events/env.json]
 //
 // `run` is `make local`; `invoke` is `make invoke-ingest` and `make
 // invoke-finalize`. Several -event flags are invoked in order in one
@@ -27,7 +27,7 @@ import (
 
 const usage = `usage:
   byodrop-local run [-v] [-keep FILE]
-  byodrop-local invoke -function ingest|finalize -event FILE [-event FILE…] [-env events/env.json]
+  byodrop-local invoke -function ingest|finalize|discover -event FILE [-event FILE…] [-env events/env.json]
 `
 
 func main() {
@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "invoke":
 		fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		function := fs.String("function", "", "ingest or finalize")
+		function := fs.String("function", "", "ingest, finalize or discover")
 		var events []string
 		fs.Func("event", "an event file, e.g. events/s3-put.json (repeatable)", func(v string) error {
 			events = append(events, v)
@@ -85,8 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case *function == "" || len(events) == 0 || fs.NArg() > 0:
 			fmt.Fprint(stderr, usage)
 			return errors.New("invoke needs -function and -event")
-		case *function != "ingest" && *function != "finalize":
-			return fmt.Errorf("-function %q: want ingest or finalize", *function)
+		case *function != "ingest" && *function != "finalize" && *function != "discover":
+			return fmt.Errorf("-function %q: want ingest, finalize or discover", *function)
 		}
 		if err := checkTools(); err != nil {
 			return err

@@ -17,7 +17,7 @@ func TestCommandLineMistakesAreRefusedBeforeAnythingStarts(t *testing.T) {
 		{"unknown subcommand", []string{"deploy"}, `unknown subcommand "deploy"`},
 		{"invoke without an event", []string{"invoke", "-function", "ingest"}, "invoke needs -function and -event"},
 		{"invoke without a function", []string{"invoke", "-event", "events/s3-put.json"}, "invoke needs -function and -event"},
-		{"invoke of an unknown function", []string{"invoke", "-function", "replay", "-event", "events/s3-put.json"}, `-function "replay": want ingest or finalize`},
+		{"invoke of an unknown function", []string{"invoke", "-function", "replay", "-event", "events/s3-put.json"}, `-function "replay": want ingest, finalize or discover`},
 		{"a stray argument", []string{"invoke", "-function", "ingest", "-event", "a.json", "b.json"}, "invoke needs -function and -event"},
 		{"an unknown flag", []string{"run", "-fast"}, "flag provided but not defined"},
 	}

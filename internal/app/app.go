@@ -20,6 +20,7 @@ import (
 
 	"github.com/byodrop/byodrop/internal/blob"
 	"github.com/byodrop/byodrop/internal/config"
+	"github.com/byodrop/byodrop/internal/discover"
 	"github.com/byodrop/byodrop/internal/entra"
 	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/graph"
@@ -28,6 +29,7 @@ import (
 	"github.com/byodrop/byodrop/internal/lifecycle"
 	"github.com/byodrop/byodrop/internal/metrics"
 	"github.com/byodrop/byodrop/internal/review"
+	"github.com/byodrop/byodrop/internal/standing"
 )
 
 // App holds what both functions are built from.
@@ -164,6 +166,37 @@ func (a *App) Finalize() (func(ctx context.Context, _ finalize.Input) (finalize.
 		s, err := c.Run(ctx)
 		a.Log.InfoContext(ctx, "finalize run", "summary", s)
 		a.Metrics.Finalized(s)
+		return s, err
+	}, nil
+}
+
+// Discover returns the discover function's handler. It gets no event
+// naming a bucket, so DROP_BUCKET (default STATE_BUCKET) is required.
+func (a *App) Discover() (func(ctx context.Context, _ finalize.Input) (discover.Summary, error), error) {
+	if a.Settings.DropBucket == "" {
+		return nil, fmt.Errorf("DROP_BUCKET: required by discovery (the bucket that holds the standing data), or STATE_BUCKET when it is the same")
+	}
+	if a.Settings.StateBucket == "" {
+		return nil, fmt.Errorf("STATE_BUCKET: required by discovery (the bucket that holds the ledger)")
+	}
+	reviews, err := a.Graph.Reviews(a.Settings.ReviewsAPI)
+	if err != nil {
+		return nil, err
+	}
+	led := ledger.New(&blob.S3{Client: a.S3, Bucket: a.Settings.StateBucket}, a.Settings.StatePrefix)
+	r := &discover.Runner{
+		Reviews: reviews, Graph: a.Graph, Ledger: led, Bucket: a.Settings.DropBucket,
+		Standing: standing.New(standing.Config{S3: a.S3, Ledger: led, Prefix: a.Settings.StandingPrefix,
+			Routes: a.Settings.Routes, Log: a.Log}),
+		Policy:       review.Policy{QuietPeriod: a.Settings.QuietPeriod, CloseMargin: a.Settings.CloseMargin},
+		UploadWindow: a.Settings.UploadWindow, Profile: a.Profile.Name, CanList: a.Profile.CanList,
+		NeedsSource: a.Profile.NeedsSource, Log: a.Log, Metrics: a.Metrics,
+	}
+	return func(ctx context.Context, _ finalize.Input) (discover.Summary, error) {
+		defer flush(ctx, a.Metrics, a.Log)
+		s, err := r.Run(ctx)
+		a.Log.InfoContext(ctx, "discover run", "summary", s)
+		a.Metrics.Discovered(s)
 		return s, err
 	}, nil
 }

@@ -91,6 +91,22 @@ func TestBuildIngestFunctionRunsOnArm64(t *testing.T) {
 	t.Logf("arm64 ingest under qemu: first invocation %v (emulator: %v)", res.Elapsed, res.Duration)
 }
 
+// TestBuildDiscoverFunctionIsAnArm64Bootstrap builds the discover
+// bootstrap as `sam build` does and checks the binary; it runs under the
+// runtime emulator in internal/local's tests.
+func TestBuildDiscoverFunctionIsAnArm64Bootstrap(t *testing.T) {
+	mk := testenv.RequireTool(t, "make")
+	artifacts := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mk, "--no-print-directory", "build-DiscoverFunction", "ARTIFACTS_DIR="+artifacts)
+	cmd.Dir = repoPath(t, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make build-DiscoverFunction: %v\n%s", err, out)
+	}
+	checkLambdaELF(t, filepath.Join(artifacts, "bootstrap"))
+}
+
 func checkLambdaELF(t *testing.T, path string) {
 	t.Helper()
 	f, err := elf.Open(path)

@@ -143,6 +143,7 @@ func TestTemplateOutputsTheFederatedSubjects(t *testing.T) {
 	for out, role := range map[string]string{
 		"IngestFunctionRoleArn":   "IngestFunctionRole",
 		"FinalizeFunctionRoleArn": "FinalizeFunctionRole",
+		"DiscoverFunctionRoleArn": "DiscoverFunctionRole",
 	} {
 		if got := mustGet(t, tpl, "Outputs", out, "Value"); !reflect.DeepEqual(got, getAtt(role, "Arn")) {
 			t.Errorf("output %s = %v, want the ARN of %s (SAM's role of the function)", out, got, role)

@@ -35,6 +35,7 @@ var s3Events = []struct{ event, file, data string }{
 	{"s3-put-duplicate.json", "badge-access.csv", "badge-access.csv"},
 	{"s3-put-encoded.json", "Badge access (2026) + extra.csv", "badge-access.csv"},
 	{"s3-put-bad-principal.json", "bad-principal.csv", "bad-principal.csv"},
+	{"s3-put-standing.json", "badge-access.csv", "badge-access.csv"},
 }
 
 func readEvent(t *testing.T, name string) []byte {
@@ -112,16 +113,28 @@ func TestS3PutEventsHaveTheRealShape(t *testing.T) {
 			if key != r.S3.Object.URLDecodedKey && r.S3.Object.URLDecodedKey != "" {
 				t.Errorf("decoded key %q differs from aws-lambda-go's URLDecodedKey %q", key, r.S3.Object.URLDecodedKey)
 			}
-			parsed, err := dropkey.Parse(key, "incoming/", nil)
-			if err != nil {
-				t.Fatalf("key %q: %v", key, err)
-			}
-			if parsed.File != tt.file {
-				t.Errorf("file %q, want %q", parsed.File, tt.file)
-			}
-			tg := parsed.Target
-			if got := []string{tg.CatalogID, tg.ResourceID, tg.ReviewDefinitionID, tg.ReviewInstanceID}; !slices.Equal(got, []string{sampleCatalog, sampleResource, sampleDefinition, sampleInstance}) {
-				t.Errorf("target %v, want the sample ids", got)
+			if strings.HasPrefix(key, "standing/") {
+				// A standing file under the route badges of env.json.
+				routes := dropkey.Routes{"badges": {CatalogID: sampleCatalog, ResourceID: sampleResource, Source: "Badge system"}}
+				st, err := dropkey.ParseStanding(key, "standing/", routes)
+				if err != nil {
+					t.Fatalf("key %q: %v", key, err)
+				}
+				if st.File != tt.file || st.CatalogID != sampleCatalog || st.ResourceID != sampleResource {
+					t.Errorf("standing key %+v, want %s of the sample catalog and resource", st, tt.file)
+				}
+			} else {
+				parsed, err := dropkey.Parse(key, "incoming/", nil)
+				if err != nil {
+					t.Fatalf("key %q: %v", key, err)
+				}
+				if parsed.File != tt.file {
+					t.Errorf("file %q, want %q", parsed.File, tt.file)
+				}
+				tg := parsed.Target
+				if got := []string{tg.CatalogID, tg.ResourceID, tg.ReviewDefinitionID, tg.ReviewInstanceID}; !slices.Equal(got, []string{sampleCatalog, sampleResource, sampleDefinition, sampleInstance}) {
+					t.Errorf("target %v, want the sample ids", got)
+				}
 			}
 
 			data, err := os.ReadFile(repoPath(t, filepath.Join("events", "data", tt.data)))
@@ -177,7 +190,7 @@ func TestScheduledEventDecodes(t *testing.T) {
 	}
 }
 
-func TestEnvJSONIsValidForBothFunctions(t *testing.T) {
+func TestEnvJSONIsValidForEveryFunction(t *testing.T) {
 	var env map[string]map[string]string
 	if err := json.Unmarshal(readEvent(t, "env.json"), &env); err != nil {
 		t.Fatalf("env.json is not {\"Function\": {\"NAME\": \"value\"}} as sam local invoke --env-vars reads: %v", err)

@@ -320,26 +320,29 @@ func caseVariants(s string) []string {
 // a CSV: every spelling triggers ingest. manifest.json is only that.
 func TestTemplateEveryCaseOfCSVTriggersIngest(t *testing.T) {
 	tpl := loadTemplate(t)
-	var suffixes []string
+	suffixes := map[string][]string{} // by prefix
 	for _, ev := range mustGet(t, tpl, "Resources", "IngestFunction", "Properties", "Events").(map[string]any) {
+		rules := map[string]string{}
 		for _, r := range list(mustGet(t, ev, "Properties", "Filter", "S3Key", "Rules")) {
-			if str(mustGet(t, r, "Name")) == "suffix" {
-				suffixes = append(suffixes, str(mustGet(t, r, "Value")))
-			}
+			rules[str(mustGet(t, r, "Name"))] = str(mustGet(t, r, "Value"))
 		}
+		suffixes[rules["prefix"]] = append(suffixes[rules["prefix"]], rules["suffix"])
 	}
-	slices.Sort(suffixes)
+	got := suffixes["incoming/"]
+	slices.Sort(got)
 	want := append(caseVariants(".csv"), dropkey.ManifestName)
 	slices.Sort(want)
-	if !slices.Equal(suffixes, want) {
-		t.Errorf("suffixes %v, want %v", suffixes, want)
+	if !slices.Equal(got, want) {
+		t.Errorf("incoming/ suffixes %v, want %v", got, want)
 	}
-	// S3 refuses two configurations of one event type whose suffixes
-	// overlap (one ends with the other).
-	for i, a := range suffixes {
-		for _, b := range suffixes[i+1:] {
-			if strings.HasSuffix(a, b) || strings.HasSuffix(b, a) {
-				t.Errorf("suffixes %q and %q overlap", a, b)
+	// S3 refuses two configurations of one event type whose prefixes and
+	// suffixes both overlap (one ends with the other).
+	for prefix, sfx := range suffixes {
+		for i, a := range sfx {
+			for _, b := range sfx[i+1:] {
+				if strings.HasSuffix(a, b) || strings.HasSuffix(b, a) {
+					t.Errorf("%s: suffixes %q and %q overlap", prefix, a, b)
+				}
 			}
 		}
 	}

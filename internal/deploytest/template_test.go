@@ -182,9 +182,10 @@ func TestTemplateLifecycleExpiresOldData(t *testing.T) {
 	}
 }
 
-func TestTemplateIngestTriggersOnCSVAndManifest(t *testing.T) {
+func TestTemplateIngestTriggersOnCSVManifestAndStandingData(t *testing.T) {
 	tpl := loadTemplate(t)
 	evs := mustGet(t, tpl, "Resources", "IngestFunction", "Properties", "Events").(map[string]any)
+	var triggers []string // prefix + suffix
 	for name, ev := range evs {
 		if str(mustGet(t, ev, "Type")) != "S3" {
 			continue
@@ -199,9 +200,16 @@ func TestTemplateIngestTriggersOnCSVAndManifest(t *testing.T) {
 		for _, r := range list(mustGet(t, ev, "Properties", "Filter", "S3Key", "Rules")) {
 			rules[str(mustGet(t, r, "Name"))] = str(mustGet(t, r, "Value"))
 		}
-		if rules["prefix"] != "incoming/" {
-			t.Errorf("event %s: prefix %q, want incoming/", name, rules["prefix"])
+		switch rules["prefix"] {
+		case "incoming/":
+		case "standing/":
+			triggers = append(triggers, rules["prefix"]+" "+rules["suffix"])
+		default:
+			t.Errorf("event %s: prefix %q, want incoming/ or standing/", name, rules["prefix"])
 		}
+	}
+	if want := []string{"standing/ .csv"}; !slices.Equal(triggers, want) {
+		t.Errorf("standing-data triggers (prefix suffix) %v, want %v", triggers, want)
 	}
 	// The suffixes: TestTemplateEveryCaseOfCSVTriggersIngest.
 }
@@ -241,9 +249,15 @@ func checkEncryptedQueue(t *testing.T, tpl map[string]any, name string) {
 	}
 }
 
-func TestTemplateFinalizeRunsEveryFiveMinutes(t *testing.T) {
+func TestTemplateScheduledFunctionsRunEveryFiveMinutes(t *testing.T) {
+	for _, fn := range []string{"FinalizeFunction", "DiscoverFunction"} {
+		t.Run(fn, func(t *testing.T) { checkSchedule(t, fn) })
+	}
+}
+
+func checkSchedule(t *testing.T, fn string) {
 	tpl := loadTemplate(t)
-	evs := mustGet(t, tpl, "Resources", "FinalizeFunction", "Properties", "Events").(map[string]any)
+	evs := mustGet(t, tpl, "Resources", fn, "Properties", "Events").(map[string]any)
 	var schedule any
 	for _, ev := range evs {
 		if str(mustGet(t, ev, "Type")) == "ScheduleV2" {
@@ -251,7 +265,7 @@ func TestTemplateFinalizeRunsEveryFiveMinutes(t *testing.T) {
 		}
 	}
 	if schedule == nil {
-		t.Fatal("FinalizeFunction has no ScheduleV2 event")
+		t.Fatalf("%s has no ScheduleV2 event", fn)
 	}
 	if got := str(mustGet(t, schedule, "Properties", "ScheduleExpression")); got != "rate(5 minutes)" {
 		t.Errorf("schedule %q, want rate(5 minutes)", got)
@@ -300,7 +314,7 @@ func prop(tpl map[string]any, fn string, path ...any) (any, bool) {
 	return Get(tpl, append([]any{"Globals", "Function"}, path...)...)
 }
 
-var functions = []string{"IngestFunction", "FinalizeFunction"}
+var functions = []string{"IngestFunction", "FinalizeFunction", "DiscoverFunction"}
 
 func TestTemplateFunctionsAreArm64CustomRuntimeBootstraps(t *testing.T) {
 	tpl := loadTemplate(t)
@@ -337,6 +351,7 @@ var (
 		"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_AUTHORITY_HOST", "GRAPH_ENDPOINT",
 		"GRAPH_API", "STATE_BUCKET", "STATE_PREFIX", "INCOMING_PREFIX", "ROUTES", "ROUTES_OBJECT",
 		"UPLOAD_WINDOW", "QUIET_PERIOD", "CLOSE_MARGIN", "GRAPH_CREDENTIAL", "GRAPH_SECRET_ARN",
+		"DROP_BUCKET", "STANDING_PREFIX", "REVIEWS_API",
 	}
 	localOnlySettings = []string{"AZURE_CLIENT_SECRET", "AWS_ENDPOINT_URL_S3", "S3_USE_PATH_STYLE"}
 )
@@ -376,6 +391,9 @@ func TestTemplateWiresEverySetting(t *testing.T) {
 			"STATE_PREFIX":    "state/",
 			"INCOMING_PREFIX": "incoming/",
 			"STATE_BUCKET":    map[string]any{"Fn::Sub": name},
+			"DROP_BUCKET":     map[string]any{"Fn::Sub": name},
+			"STANDING_PREFIX": "standing/",
+			"REVIEWS_API":     ref("ReviewsApi"),
 		} {
 			if !reflect.DeepEqual(env[k], want) {
 				t.Errorf("%s: %s = %v, want %v", fn, k, env[k], want)
@@ -395,6 +413,7 @@ func TestTemplateParametersMatchProductDefaults(t *testing.T) {
 		{"ClientId", "", nil},
 		{"ClientSecretArn", "", nil},
 		{"GraphApi", "v1.0", []string{"v1.0", "beta", "beta-2025"}},
+		{"ReviewsApi", "beta", []string{"beta", "v1.0"}},
 		{"GraphCredential", "secret", []string{"secret", "certificate", "aws-federation"}},
 		{"Routes", "{}", nil},
 		{"UploadWindow", "2h", nil},
@@ -533,6 +552,14 @@ func TestTemplatePoliciesAreLeastPrivilege(t *testing.T) {
 				for _, r := range resources {
 					sub, isSub := Get(r, "Fn::Sub")
 					switch {
+					case slices.Contains(actions, any("s3:ListBucketVersions")):
+						if !isSub || str(sub) != bucketARN || len(actions) != 1 {
+							t.Errorf("s3:ListBucketVersions on %v, want %s alone", r, bucketARN)
+						}
+						p, _ := Get(s.st, "Condition", "StringLike", "s3:prefix")
+						if !reflect.DeepEqual(list(p), []any{"standing/*"}) {
+							t.Errorf("s3:ListBucketVersions with prefix condition %v, want standing/* only", p)
+						}
 					case slices.Contains(actions, any("s3:ListBucket")):
 						if !isSub || str(sub) != bucketARN {
 							t.Errorf("s3:ListBucket on %v, want %s", r, bucketARN)
@@ -545,25 +572,32 @@ func TestTemplatePoliciesAreLeastPrivilege(t *testing.T) {
 						// Each object action on the one place it is needed.
 						allowed := map[string][]string{
 							bucketARN + "/incoming/*":       {"s3:GetObject", "s3:GetObjectVersion"},
+							bucketARN + "/standing/*":       {"s3:GetObject", "s3:GetObjectVersion"},
 							bucketARN + "/state/*":          {"s3:GetObject", "s3:PutObject"},
 							bucketARN + "/state/sessions/*": {"s3:PutObjectTagging"},
 							bucketARN + "/state/open/*":     {"s3:DeleteObject"},
 						}
 						ok, known := allowed[arn]
 						if !known {
-							t.Errorf("S3 object actions %v on %v, want %s/incoming/*, /state/*, /state/sessions/* or /state/open/*", actions, r, bucketARN)
+							t.Errorf("S3 object actions %v on %v, want %s/incoming/*, /standing/*, /state/*, /state/sessions/* or /state/open/*", actions, r, bucketARN)
 						}
 						for _, a := range actions {
 							if known && !slices.Contains(ok, str(a)) {
 								t.Errorf("%s on %s: only %v belong there", str(a), arn, ok)
 							}
 						}
-						if arn == bucketARN+"/incoming/*" {
+						if arn == bucketARN+"/incoming/*" || arn == bucketARN+"/standing/*" {
 							for _, a := range actions {
 								if !strings.HasPrefix(str(a), "s3:Get") {
-									t.Errorf("%s on incoming/: dropped files are read-only", str(a))
+									t.Errorf("%s on %s: dropped files are read-only", str(a), arn)
 								}
 							}
+						}
+						if fn == "FinalizeFunction" && !strings.HasPrefix(arn, bucketARN+"/state/") {
+							t.Errorf("the finalizer reads only the ledger, not %s", arn)
+						}
+						if fn == "DiscoverFunction" && arn == bucketARN+"/incoming/*" {
+							t.Error("discovery reads only standing data and the ledger, not incoming/")
 						}
 						if arn == bucketARN+"/state/*" {
 							canReadState = canReadState || slices.Contains(actions, any("s3:GetObject"))
@@ -611,6 +645,8 @@ func TestTemplateOutputs(t *testing.T) {
 		"FinalizeDeadLetterQueueUrl": ref("FinalizeDeadLetterQueue"),
 		"IngestFunctionArn":          getAtt("IngestFunction", "Arn"),
 		"FinalizeFunctionArn":        getAtt("FinalizeFunction", "Arn"),
+		"DiscoverFunctionArn":        getAtt("DiscoverFunction", "Arn"),
+		"DiscoverDeadLetterQueueUrl": ref("DiscoverDeadLetterQueue"),
 	} {
 		if got := mustGet(t, tpl, "Outputs", name, "Value"); !reflect.DeepEqual(got, want) {
 			t.Errorf("output %s = %v, want %v", name, got, want)

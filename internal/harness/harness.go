@@ -23,6 +23,7 @@ import (
 	"github.com/byodrop/byodrop/internal/blob"
 	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/config"
+	"github.com/byodrop/byodrop/internal/discover"
 	"github.com/byodrop/byodrop/internal/dropkey"
 	"github.com/byodrop/byodrop/internal/entra"
 	"github.com/byodrop/byodrop/internal/finalize"
@@ -32,6 +33,7 @@ import (
 	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/lifecycle"
 	"github.com/byodrop/byodrop/internal/review"
+	"github.com/byodrop/byodrop/internal/standing"
 	"github.com/byodrop/byodrop/internal/testenv"
 )
 
@@ -107,6 +109,7 @@ func New(t testing.TB, opts Options) *World {
 		"GRAPH_ENDPOINT":       emu.URL(),
 		"GRAPH_API":            profile,
 		"STATE_BUCKET":         w.State,
+		"DROP_BUCKET":          w.Drop,
 		"ROUTES":               opts.Routes,
 	}
 	w.Settings, err = config.FromEnv(func(k string) string { return env[k] })
@@ -279,4 +282,54 @@ func (w *World) FunctionEnv() []string {
 		"AZURE_AUTHORITY_HOST="+w.Emu.AuthorityHost(), "GRAPH_ENDPOINT="+w.Emu.URL(), "GRAPH_API=v1.0",
 		"STATE_BUCKET="+w.State, "SSL_CERT_FILE="+w.Emu.CAFile(),
 	)
+}
+
+// Standing returns the standing data store of this world, reading the drop
+// bucket through s3c (nil: the world's client).
+func (w *World) Standing(s3c *s3.Client) *standing.Store {
+	if s3c == nil {
+		s3c = w.S3Client
+	}
+	return standing.New(standing.Config{S3: s3c, Ledger: w.ledgerOn(s3c), Prefix: w.Settings.StandingPrefix,
+		Routes: w.Settings.Routes, Log: w.Log})
+}
+
+func (w *World) ledgerOn(s3c *s3.Client) *ledger.Ledger {
+	if s3c == nil || s3c == w.S3Client {
+		return w.Ledger
+	}
+	return ledger.New(&blob.S3{Client: s3c, Bucket: w.State}, w.Settings.StatePrefix)
+}
+
+// Discoverer returns the discover function of this world, wired as in
+// production, on the Graph client g (nil: the world's) and the S3 client
+// s3c (nil: the world's).
+func (w *World) Discoverer(g *graph.Client, s3c *s3.Client) *discover.Runner {
+	w.T.Helper()
+	if g == nil {
+		g = w.Graph
+	}
+	rv, err := g.Reviews(w.Settings.ReviewsAPI)
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	p := g.Profile()
+	return &discover.Runner{
+		Reviews: rv, Graph: g, Standing: w.Standing(s3c), Ledger: w.ledgerOn(s3c), Bucket: w.Settings.DropBucket,
+		Policy:       review.Policy{QuietPeriod: w.Settings.QuietPeriod, CloseMargin: w.Settings.CloseMargin},
+		UploadWindow: w.Settings.UploadWindow, Profile: p.Name, CanList: p.CanList, NeedsSource: p.NeedsSource,
+		Log: w.Log,
+	}
+}
+
+// PutStanding stores body at key (under standing/) in the drop bucket and
+// hands the object's event to the ingest handler, as the bucket's
+// notification would; it returns the event record.
+func (w *World) PutStanding(key string, body []byte) events.S3EventRecord {
+	w.T.Helper()
+	rec := w.Put(key, body)
+	if err := w.IngestRecords(context.Background(), rec); err != nil {
+		w.T.Fatalf("standing drop %s: %v", key, err)
+	}
+	return rec
 }

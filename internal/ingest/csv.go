@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -262,11 +263,51 @@ func (h *Handler) policy() review.Policy {
 
 // sessions is the session lifecycle as o's invocation drives it.
 func (h *Handler) sessions(o *object) *lifecycle.Sessions {
-	return &lifecycle.Sessions{
+	s := &lifecycle.Sessions{
 		Graph: h.Graph, Ledger: o.led, Claims: h.claims(o), Log: h.log(), Owner: o.owner, Now: h.now,
 		Policy: h.policy(), UploadWindow: h.Settings.UploadWindow, Profile: h.Profile, CanList: h.CanList,
 		Cache: h.records,
 	}
+	if h.Reviews != nil {
+		s.BeforeCreate = h.checkInstance
+	}
+	return s
+}
+
+// permissionLogged: the missing AccessReview.Read.All has been logged by
+// this container.
+var permissionLogged atomic.Bool
+
+// checkInstance is the instance check, made only on the way to creating a
+// session: an instance past Initializing takes no more data (the file is
+// late and no session is created); one in Initializing anchors the window
+// on its start. An instance that cannot be read (no permission, unknown to
+// the reviews API, Graph unavailable) changes nothing: ingest goes on as
+// it would without the check, and Graph itself has the last word.
+func (h *Handler) checkInstance(ctx context.Context, t review.Target) (time.Time, error) {
+	inst, err := h.Reviews.GetInstance(ctx, t.ReviewInstanceID)
+	if err != nil {
+		if perm, ok := graph.MissingPermission(err); ok {
+			if permissionLogged.CompareAndSwap(false, true) {
+				h.log().Warn("the review instance check is off: the Graph app lacks "+perm+"; files are ingested without it",
+					"permission", perm, "error", err.Error())
+			}
+			return time.Time{}, nil
+		}
+		h.log().Info("could not read the review instance; creating the session without the check", "review", t.ReviewInstanceID, "error", err.Error())
+		return time.Time{}, nil
+	}
+	switch {
+	case inst.IsInitializing():
+		now := h.now()
+		if s := inst.StartDateTime; !s.IsZero() && s.Before(now) {
+			return s, nil
+		}
+		return now, nil
+	case inst.Status == "" || graph.EqualStatus(inst.Status, graph.InstanceNotStarted):
+		return time.Time{}, nil
+	}
+	return time.Time{}, review.Errorf(review.Gone, "the review instance is %s: its upload window is over", inst.Status)
 }
 
 // claims are the object-version claims beside o's ledger.

@@ -28,6 +28,7 @@ import (
 	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/lifecycle"
 	"github.com/byodrop/byodrop/internal/review"
+	"github.com/byodrop/byodrop/internal/standing"
 )
 
 // Graph is what ingest needs of the Graph client.
@@ -67,14 +68,26 @@ type Handler struct {
 	// records caches the session records this container knows (nil: no
 	// cache); New makes one.
 	records *lifecycle.RecordCache
+	// Reviews, when set, reads the review instance named in a key before
+	// its session is created (the instance check); nil skips the check.
+	Reviews InstanceReader
+}
+
+// InstanceReader reads one access review instance (*graph.Reviews has it).
+type InstanceReader interface {
+	GetInstance(ctx context.Context, instanceID string) (*graph.Instance, error)
 }
 
 // New returns a Handler on the Graph client g, with what g's API profile
 // can and needs to do.
 func New(s config.Settings, g *graph.Client, s3c *s3.Client, log *slog.Logger) *Handler {
 	p := g.Profile()
-	return &Handler{Settings: s, Graph: g, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: s3c, Log: log,
+	h := &Handler{Settings: s, Graph: g, CanList: p.CanList, NeedsSource: p.NeedsSource, Profile: p.Name, S3: s3c, Log: log,
 		records: &lifecycle.RecordCache{}}
+	if r, err := g.Reviews(s.ReviewsAPI); err == nil {
+		h.Reviews = r
+	}
+	return h
 }
 
 // Metrics receives one call per handled object.
@@ -83,6 +96,26 @@ type Metrics interface {
 	// SessionEnded counts a session ingest closed (manifest complete) or
 	// found expired.
 	SessionEnded(lifecycle.Outcome)
+	// Standing counts a standing file validated on drop: ready or rejected.
+	Standing(status review.Status)
+}
+
+// handleStanding validates a standing file on drop and writes its report
+// (package standing); nothing is sent to Graph. Only a failure a retry may
+// cure is an error.
+func (h *Handler) handleStanding(ctx context.Context, o *object) error {
+	st := standing.New(standing.Config{S3: h.S3, Ledger: o.led, Prefix: h.Settings.StandingPrefix,
+		Routes: h.Settings.Routes, Now: h.now, Log: h.log()})
+	rep, err := st.Drop(ctx, standing.Object{Bucket: o.bucket, Key: o.key, VersionID: o.ref.VersionID, ETag: o.ref.ETag, Sequencer: o.sequencer})
+	if err != nil {
+		o.outcome.Status = string(review.Failed)
+		return fmt.Errorf("%s: %w", o.key, err)
+	}
+	o.outcome.Status = string(rep.Status)
+	if h.Metrics != nil {
+		h.Metrics.Standing(rep.Status)
+	}
+	return nil
 }
 
 func (h *Handler) now() time.Time {
@@ -198,6 +231,9 @@ func (h *Handler) handleRecord(ctx context.Context, rec events.S3EventRecord, ou
 	}
 	o.led = ledger.New(&blob.S3{Client: h.S3, Bucket: stateBucket}, h.Settings.StatePrefix)
 	o.led.Now = h.now
+	if err == nil && h.Settings.StandingPrefix != "" && strings.HasPrefix(key, h.Settings.StandingPrefix) {
+		return h.handleStanding(ctx, o)
+	}
 	if err == nil {
 		o.parsed, err = dropkey.Parse(key, h.Settings.IncomingPrefix, h.Settings.Routes)
 	}

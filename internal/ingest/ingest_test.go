@@ -443,7 +443,7 @@ func TestInvokeAnswersEachRecordsOutcome(t *testing.T) {
 }
 
 // countingMetrics counts what ingest reports to its metrics.
-type countingMetrics struct{ uploaded, closed atomic.Int32 }
+type countingMetrics struct{ uploaded, closed, ready, rejected atomic.Int32 }
 
 func (m *countingMetrics) Object(s review.Status, _, _ int64, _ time.Duration) {
 	if s == review.Uploaded {
@@ -454,5 +454,43 @@ func (m *countingMetrics) Object(s review.Status, _, _ int64, _ time.Duration) {
 func (m *countingMetrics) SessionEnded(o finalize.Outcome) {
 	if o.Action == finalize.Closed {
 		m.closed.Add(1)
+	}
+}
+
+func (m *countingMetrics) Standing(s review.Status) {
+	switch s {
+	case review.Ready:
+		m.ready.Add(1)
+	case review.Rejected:
+		m.rejected.Add(1)
+	}
+}
+
+func TestStandingFilesAreValidatedOnDropAndNothingIsSent(t *testing.T) {
+	w := harness.New(t, harness.Options{})
+	m := &countingMetrics{}
+	w.Ingest.Metrics = m
+	folder := "standing/" + harness.Catalog + "/" + harness.Resource + "/"
+	good := w.Put(folder+"access.csv", csvRows(3))
+	bad := w.Put(folder+"broken.csv", []byte(header+"bob,EntraIdUser,d,D,,A,s,S,,,\r\n"))
+	nested := w.Put(folder+"old/access.csv", csvRows(1))
+	mustIngest(t, w, good, bad, nested)
+	for key, want := range map[string]review.Status{
+		folder + "access.csv": review.Ready, folder + "broken.csv": review.Rejected, folder + "old/access.csv": review.Rejected,
+	} {
+		if r := w.Report(key); r.Status != want {
+			t.Errorf("%s: report %+v, want %s", key, r, want)
+		}
+	}
+	if r := w.Report(folder + "broken.csv"); len(r.Errors) == 0 || r.Errors[0].Line != 2 {
+		t.Errorf("the rejected standing file's report does not locate its error: %+v", r)
+	}
+	for _, j := range w.Emu.Journal() {
+		if j.Op != "token" && j.Op != "discovery" {
+			t.Errorf("a standing drop sent %s %s to Graph", j.Method, j.Path)
+		}
+	}
+	if m.ready.Load() != 1 || m.rejected.Load() != 2 {
+		t.Errorf("metrics: %d ready, %d rejected; want 1 and 2", m.ready.Load(), m.rejected.Load())
 	}
 }

@@ -231,10 +231,22 @@ func (l *Ledger) UpdateSessionFrom(ctx context.Context, t review.Target, from bl
 // expired), as an S3 tagging query.
 const EndedTag = "byodrop-state=ended"
 
-// MarkOpen adds t's session to the open index.
+// MarkOpen adds t's session to the open index. The write is
+// unconditional, so a conflict (some S3-compatible servers answer 409 to
+// concurrent writes under a new folder) is only a race to try again.
 func (l *Ledger) MarkOpen(ctx context.Context, t review.Target) error {
 	data, _ := json.Marshal(map[string]string{"session": t.SessionKey()})
-	_, err := l.store.Put(ctx, l.openKey(t.SessionKey()), data)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = l.store.Put(ctx, l.openKey(t.SessionKey()), data); err == nil || !blob.IsPrecondition(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(10+rand.IntN(40)) * time.Millisecond):
+		}
+	}
 	return err
 }
 

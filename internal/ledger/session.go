@@ -80,9 +80,16 @@ type Session struct {
 	// nothing was stored.
 	CreateRefused string `json:"createRefused,omitempty"`
 	// Closing is held while one finalizer run (or ingest) closes it.
-	Closing      *Lease    `json:"closing,omitempty"`
-	CreatedAt    time.Time `json:"createdAt,omitzero"`
-	WindowEnds   time.Time `json:"windowEnds,omitzero"`
+	Closing    *Lease    `json:"closing,omitempty"`
+	CreatedAt  time.Time `json:"createdAt,omitzero"`
+	WindowEnds time.Time `json:"windowEnds,omitzero"`
+	// WindowStart, when known, is when the review instance entered
+	// Initializing: the window ends UPLOAD_WINDOW after it at the latest,
+	// whenever the session was created.
+	WindowStart time.Time `json:"windowStart,omitzero"`
+	// ReviewRecord says that a review record (reviews/<instance>/<resource>.json)
+	// follows this session, and is updated when it ends.
+	ReviewRecord bool      `json:"reviewRecord,omitempty"`
 	LastUploadAt time.Time `json:"lastUploadAt,omitzero"`
 	Files        []File    `json:"files,omitempty"`
 	Manifest     *Manifest `json:"manifest,omitempty"`

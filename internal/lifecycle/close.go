@@ -320,6 +320,11 @@ func (s *Sessions) expire(ctx context.Context, t review.Target, note string) (*l
 // session leaves the open index. Each step can be repeated: a run stopped
 // half-way is completed by the next.
 func (s *Sessions) finish(ctx context.Context, rec *ledger.Session) error {
+	if rec.ReviewRecord {
+		if err := s.endReview(ctx, rec); err != nil {
+			return err
+		}
+	}
 	if rec.State == ledger.Expired && !rec.ReportsWritten {
 		for _, f := range rec.Files {
 			if err := s.markReportExpired(ctx, rec, f); err != nil {

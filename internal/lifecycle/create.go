@@ -39,6 +39,9 @@ func (s *Sessions) ensure(ctx context.Context, t review.Target) (*ledger.Session
 			now := s.now()
 			switch {
 			case r.SessionID != "" || r.Ended():
+				if s.anchor(r, s.WindowStart) {
+					return nil
+				}
 				return ledger.ErrNoChange
 			case r.State == ledger.CreateUnknown:
 				return errCreateUnknown(t, r)
@@ -49,6 +52,7 @@ func (s *Sessions) ensure(ctx context.Context, t review.Target) (*ledger.Session
 			r.Creating = &ledger.Lease{Owner: s.Owner, Until: now.Add(s.leaseFor()).UTC()}
 			r.CreateStartedAt, r.CreateRefused = now.UTC(), ""
 			r.CreateAttempts++
+			s.anchor(r, s.WindowStart)
 			return nil
 		})
 		switch {
@@ -64,8 +68,68 @@ func (s *Sessions) ensure(ctx context.Context, t review.Target) (*ledger.Session
 		case rec.SessionID != "" || rec.Ended():
 			return rec, nil
 		}
+		if s.BeforeCreate != nil {
+			start, err := s.BeforeCreate(ctx, t)
+			if err != nil {
+				return nil, s.abandon(ctx, t, err)
+			}
+			if !start.IsZero() {
+				if _, err := s.Ledger.UpdateSession(ctx, t, func(r *ledger.Session, exists bool) error {
+					if !s.anchor(r, start) {
+						return ledger.ErrNoChange
+					}
+					return nil
+				}); err != nil {
+					return nil, s.dropLease(ctx, t, "", err)
+				}
+			}
+		}
 		return s.create(ctx, t)
 	}
+}
+
+// anchor records in r what the caller knows of the review: the instance's
+// start (the earliest seen), the window end it implies, and that a review
+// record follows the session. It reports whether r changed.
+func (s *Sessions) anchor(r *ledger.Session, start time.Time) bool {
+	changed := false
+	if s.ReviewRecord && !r.ReviewRecord {
+		r.ReviewRecord, changed = true, true
+	}
+	if !start.IsZero() && (r.WindowStart.IsZero() || start.Before(r.WindowStart)) {
+		r.WindowStart, changed = start.UTC(), true
+	}
+	if r.SessionID != "" && !r.Ended() && !r.WindowStart.IsZero() {
+		if end := r.WindowStart.Add(s.UploadWindow).UTC(); end.Before(r.WindowEnds) {
+			r.WindowEnds, changed = end, true
+		}
+	}
+	return changed
+}
+
+// abandon gives up a create that BeforeCreate stopped before anything was
+// sent to Graph: the lease is given back and the attempt forgotten, so
+// that the record says no create was made. It returns cause.
+func (s *Sessions) abandon(ctx context.Context, t review.Target, cause error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := s.Ledger.UpdateSession(cctx, t, func(r *ledger.Session, exists bool) error {
+		if r.Creating == nil || r.Creating.Owner != s.Owner || r.SessionID != "" {
+			return ledger.ErrNoChange
+		}
+		r.Creating = nil
+		if r.CreateAttempts > 0 {
+			r.CreateAttempts--
+		}
+		if r.CreateAttempts == 0 {
+			r.CreateStartedAt = time.Time{}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log().Warn("could not drop the creating lease; it lapses by itself", "error", err)
+	}
+	return cause
 }
 
 // errCreateUnknown is the error of every file of a review whose session
@@ -134,6 +198,13 @@ func adopt(r *ledger.Session, gs *graph.Session, created time.Time, window time.
 	r.SessionID, r.Creating, r.CreateRefused = gs.ID, nil, ""
 	r.CreatedAt = created.UTC()
 	r.WindowEnds = created.Add(window).UTC()
+	if !r.WindowStart.IsZero() {
+		// The window is the review's: a session created late in it does
+		// not outlive it.
+		if end := r.WindowStart.Add(window).UTC(); end.Before(r.WindowEnds) {
+			r.WindowEnds = end
+		}
+	}
 	r.GraphStatus = gs.Status
 	switch gs.Status {
 	case graph.StatusComplete:

@@ -53,6 +53,18 @@ type Sessions struct {
 	// Cache, when set, lets Ensure find a session this process already
 	// knows without reading its record.
 	Cache *RecordCache
+	// WindowStart, when set, is when the review instance entered
+	// Initializing: the session's window then ends at the earlier of its
+	// creation plus UploadWindow and WindowStart plus UploadWindow.
+	WindowStart time.Time
+	// ReviewRecord, when set, marks the session as followed by a review
+	// record, which is updated when the session ends (discovery).
+	ReviewRecord bool
+	// BeforeCreate, when set, is called before a session is created in
+	// Graph (never for one that exists). An error stops the create: a
+	// review.Gone one means the review takes no more data. A non-zero time
+	// anchors the window as WindowStart does.
+	BeforeCreate func(ctx context.Context, t review.Target) (time.Time, error)
 }
 
 func (s *Sessions) now() time.Time {

@@ -41,13 +41,14 @@ const (
 const (
 	IngestFunction   = "IngestFunction"
 	FinalizeFunction = "FinalizeFunction"
+	DiscoverFunction = "DiscoverFunction"
 )
 
 // Bootstraps are built function executables.
 type Bootstraps struct {
 	// Ingest and Finalize are the bootstraps' paths; an empty path means
 	// that function is not started.
-	Ingest, Finalize string
+	Ingest, Finalize, Discover string
 	// Arch is their GOARCH ("" means the host's); arm64 on another host
 	// runs under qemu-aarch64-static.
 	Arch string
@@ -59,13 +60,18 @@ type Bootstraps struct {
 func BuildBootstraps(ctx context.Context, dir, only string) (Bootstraps, error) {
 	var b Bootstraps
 	var err error
-	if only != "finalize" {
+	if only != "finalize" && only != "discover" {
 		if b.Ingest, err = testenv.BuildBootstrap(ctx, "./functions/ingest", "", "", filepath.Join(dir, "ingest")); err != nil {
 			return Bootstraps{}, err
 		}
 	}
-	if only != "ingest" {
+	if only != "ingest" && only != "discover" {
 		if b.Finalize, err = testenv.BuildBootstrap(ctx, "./functions/finalize", "", "", filepath.Join(dir, "finalize")); err != nil {
+			return Bootstraps{}, err
+		}
+	}
+	if only == "" || only == "discover" {
+		if b.Discover, err = testenv.BuildBootstrap(ctx, "./functions/discover", "", "", filepath.Join(dir, "discover")); err != nil {
 			return Bootstraps{}, err
 		}
 	}
@@ -88,7 +94,7 @@ type Options struct {
 	Only string
 	// IngestEnv and FinalizeEnv (KEY=VALUE) are applied last, over the
 	// settings file and the endpoints of the local servers.
-	IngestEnv, FinalizeEnv []string
+	IngestEnv, FinalizeEnv, DiscoverEnv []string
 	// Progress receives one short line per step (default: discarded).
 	Progress io.Writer
 	// FunctionOutput, when set, also receives what the runtime emulators
@@ -110,9 +116,10 @@ type Env struct {
 	S3Client *s3.Client
 	Emu      *graphemu.Server
 	// Ingest and Finalize are nil when their bootstrap was not given.
-	Ingest, Finalize *testenv.RIE
-	// IngestEnv and FinalizeEnv are the settings each function runs with.
-	IngestEnv, FinalizeEnv map[string]string
+	Ingest, Finalize, Discover *testenv.RIE
+	// IngestEnv, FinalizeEnv and DiscoverEnv are the settings each
+	// function runs with.
+	IngestEnv, FinalizeEnv, DiscoverEnv map[string]string
 	// Settings are the ingest function's settings as it reads them.
 	Settings config.Settings
 
@@ -177,11 +184,15 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	live := e.liveSettings()
 	e.IngestEnv = file.For(IngestFunction, live, opts.IngestEnv)
 	e.FinalizeEnv = file.For(FinalizeFunction, live, opts.FinalizeEnv)
+	e.DiscoverEnv = file.For(DiscoverFunction, live, opts.DiscoverEnv)
 	if e.Settings, err = config.FromEnv(lookup(e.IngestEnv)); err != nil {
 		return nil, fmt.Errorf("%s settings (from %s): %w", IngestFunction, envFile, err)
 	}
 	if _, err := config.FromEnv(lookup(e.FinalizeEnv)); err != nil {
 		return nil, fmt.Errorf("%s settings (from %s): %w", FinalizeFunction, envFile, err)
+	}
+	if _, err := config.FromEnv(lookup(e.DiscoverEnv)); err != nil {
+		return nil, fmt.Errorf("%s settings (from %s): %w", DiscoverFunction, envFile, err)
 	}
 
 	bs := opts.Bootstraps
@@ -201,12 +212,17 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		e.say("  built in %.1fs", time.Since(start).Seconds())
 	}
 
-	if bs.Ingest != "" && opts.Only != "finalize" {
+	if bs.Discover != "" && (opts.Only == "" || opts.Only == "discover") {
+		if e.Discover, err = e.startRIE(ctx, DiscoverFunction, bs.Discover, bs.Arch, e.DiscoverEnv); err != nil {
+			return nil, err
+		}
+	}
+	if bs.Ingest != "" && opts.Only != "finalize" && opts.Only != "discover" {
 		if e.Ingest, err = e.startRIE(ctx, IngestFunction, bs.Ingest, bs.Arch, e.IngestEnv); err != nil {
 			return nil, err
 		}
 	}
-	if bs.Finalize != "" && opts.Only != "ingest" {
+	if bs.Finalize != "" && opts.Only != "ingest" && opts.Only != "discover" {
 		if e.Finalize, err = e.startRIE(ctx, FinalizeFunction, bs.Finalize, bs.Arch, e.FinalizeEnv); err != nil {
 			return nil, err
 		}
@@ -229,6 +245,7 @@ func (e *Env) liveSettings() map[string]string {
 	m["AZURE_CLIENT_ID"] = o.ClientID
 	m["AZURE_CLIENT_SECRET"] = o.ClientSecret
 	m["STATE_BUCKET"] = StateBucket
+	m["DROP_BUCKET"] = DropBucket
 	// The emulator's certificate comes from a CA generated for this run.
 	m["SSL_CERT_FILE"] = e.Emu.CAFile()
 	return m
@@ -259,8 +276,10 @@ func (e *Env) RIE(function string) (*testenv.RIE, error) {
 		r = e.Ingest
 	case "finalize", FinalizeFunction:
 		r = e.Finalize
+	case "discover", DiscoverFunction:
+		r = e.Discover
 	default:
-		return nil, fmt.Errorf("unknown function %q: want ingest or finalize", function)
+		return nil, fmt.Errorf("unknown function %q: want ingest, finalize or discover", function)
 	}
 	if r == nil {
 		return nil, fmt.Errorf("function %s was not started", function)
@@ -271,7 +290,7 @@ func (e *Env) RIE(function string) (*testenv.RIE, error) {
 // FunctionLogs returns what the runtime emulators and the functions printed.
 func (e *Env) FunctionLogs() string {
 	var b strings.Builder
-	for _, r := range []*testenv.RIE{e.Ingest, e.Finalize} {
+	for _, r := range []*testenv.RIE{e.Ingest, e.Finalize, e.Discover} {
 		if r != nil {
 			b.WriteString(r.Logs())
 		}
@@ -291,6 +310,9 @@ func (e *Env) Close() {
 	}
 	if e.Finalize != nil {
 		e.Finalize.Close()
+	}
+	if e.Discover != nil {
+		e.Discover.Close()
 	}
 	if e.Emu != nil {
 		e.Emu.Close()

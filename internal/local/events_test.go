@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/byodrop/byodrop/internal/graphemu"
+	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/local"
 	"github.com/byodrop/byodrop/internal/review"
 )
@@ -133,16 +134,18 @@ func TestSummaryCheckNeedsAClosedSessionAndARejectionWithItsReason(t *testing.T)
 	open := graphemu.SessionView{ID: "s2", Status: "active"}
 	withReason := review.Report{Key: "incoming/x.csv", Status: review.Rejected, Errors: []review.FieldError{{Line: 4, Column: "PrincipalId", Message: "not a GUID"}}}
 	noReason := review.Report{Key: "incoming/y.csv", Status: review.Rejected}
+	reviews := []ledger.Review{{Status: ledger.ReviewComplete}, {Status: ledger.ReviewNoData}}
 	tests := []struct {
 		name    string
 		sum     local.Summary
 		wantErr []string // each must appear in the error; nil means no error
 	}{
-		{"both", local.Summary{Sessions: []graphemu.SessionView{open, closed}, Reports: []review.Report{withReason}}, nil},
-		{"nothing", local.Summary{}, []string{"no session was closed", "no file was rejected"}},
-		{"only open sessions", local.Summary{Sessions: []graphemu.SessionView{open}, Reports: []review.Report{withReason}}, []string{"no session was closed"}},
-		{"a rejection without a reason", local.Summary{Sessions: []graphemu.SessionView{closed}, Reports: []review.Report{noReason}}, []string{"no file was rejected with a reason"}},
-		{"a function error", local.Summary{Sessions: []graphemu.SessionView{closed}, Reports: []review.Report{withReason}, FunctionErrors: []string{"x"}}, []string{"1 invocation(s) returned an error"}},
+		{"all", local.Summary{Sessions: []graphemu.SessionView{open, closed}, Reports: []review.Report{withReason}, Reviews: reviews}, nil},
+		{"nothing", local.Summary{}, []string{"no session was closed", "no file was rejected", "no review from standing data", "no review without data"}},
+		{"no review without data", local.Summary{Sessions: []graphemu.SessionView{closed}, Reports: []review.Report{withReason}, Reviews: reviews[:1]}, []string{"discovery recorded no review without data"}},
+		{"only open sessions", local.Summary{Sessions: []graphemu.SessionView{open}, Reports: []review.Report{withReason}, Reviews: reviews}, []string{"no session was closed"}},
+		{"a rejection without a reason", local.Summary{Sessions: []graphemu.SessionView{closed}, Reports: []review.Report{noReason}, Reviews: reviews}, []string{"no file was rejected with a reason"}},
+		{"a function error", local.Summary{Sessions: []graphemu.SessionView{closed}, Reports: []review.Report{withReason}, Reviews: reviews, FunctionErrors: []string{"x"}}, []string{"1 invocation(s) returned an error"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

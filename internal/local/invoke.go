@@ -28,8 +28,8 @@ func Invoke(ctx context.Context, function, eventFile, envFile string, out io.Wri
 // object (events/s3-put-duplicate.json after events/s3-put.json) is then a
 // real redelivery.
 func InvokeWith(ctx context.Context, opts Options, function string, eventFiles []string, out io.Writer) error {
-	if function != "ingest" && function != "finalize" {
-		return fmt.Errorf("unknown function %q: want ingest or finalize", function)
+	if function != "ingest" && function != "finalize" && function != "discover" {
+		return fmt.Errorf("unknown function %q: want ingest, finalize or discover", function)
 	}
 	payloads := make([][]byte, len(eventFiles))
 	for i, f := range eventFiles {
@@ -110,7 +110,7 @@ func (e *Env) invokeFile(ctx context.Context, function, file string, payload []b
 	return res, nil
 }
 
-// Invoke sends payload to function ("ingest" or "finalize") as it is.
+// Invoke sends payload to function ("ingest", "finalize" or "discover") as it is.
 func (e *Env) Invoke(ctx context.Context, function string, payload []byte) (testenv.InvokeResult, error) {
 	r, err := e.RIE(function)
 	if err != nil {
@@ -129,6 +129,8 @@ func functionName(function string) string {
 		return IngestFunction
 	case "finalize":
 		return FinalizeFunction
+	case "discover":
+		return DiscoverFunction
 	}
 	return function
 }

@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/discover"
 	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/graphemu"
+	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/local"
 	"github.com/byodrop/byodrop/internal/review"
 	"github.com/byodrop/byodrop/internal/testenv"
@@ -237,6 +239,31 @@ var eventExpectations = map[string]struct {
 			t.Errorf("response %s, want no object handled", res.Payload)
 		}
 	}},
+	"s3-put-standing.json": {check: func(t *testing.T, e *local.Env) {
+		// A standing file validated on drop, then a review of its
+		// catalog served from it by the discover function.
+		deliver(t, e, "ingest", "s3-put-standing.json")
+		if r := report(t, e, "standing/badges/badge-access.csv"); r.Status != review.Ready || r.Rows != 5 {
+			t.Errorf("report %+v, want ready, 5 rows", r)
+		}
+		if n := graphCalls(e.Emu); n != 0 {
+			t.Errorf("%d Graph requests for a standing drop, want none", n)
+		}
+		def := e.Emu.AddDefinition(graphemu.ReviewDefinition{DisplayName: "Catalog review", CatalogIDs: []string{local.ReviewA.CatalogID}})
+		inst := e.Emu.AddInstance(graphemu.ReviewInstance{DefinitionID: def, Start: e.Emu.Now().Add(-time.Minute)})
+		e.Emu.AddResource(local.ReviewA.CatalogID, graphemu.CatalogResource{ID: local.ReviewA.ResourceID, DisplayName: "Badge system"})
+		res := deliver(t, e, "discover", "scheduled.json")
+		var sum discover.Summary
+		if err := json.Unmarshal(res.Payload, &sum); err != nil {
+			t.Fatalf("response %s is not a discover summary: %v", res.Payload, err)
+		}
+		if len(sum.Pairs) != 1 || sum.Pairs[0].Status != ledger.ReviewComplete || sum.Pairs[0].ReviewInstanceID != inst || sum.Uploaded != 1 {
+			t.Errorf("summary %s, want one review served and closed", res.Payload)
+		}
+		if got := sessionFiles(e.Emu); !slices.Equal(got, []string{"badge-access.csv"}) {
+			t.Errorf("files in Graph %q, want [badge-access.csv]", got)
+		}
+	}},
 	"scheduled.json": {
 		// A session whose quiet period has passed, so the run has
 		// something to close.
@@ -308,13 +335,30 @@ func TestRunClosesSessionsRejectsBadFilesAndStopsEverything(t *testing.T) {
 	for _, s := range sum.Closed() {
 		closed[s.ReviewInstanceID] = len(s.Files)
 	}
-	want := map[string]int{local.ReviewA.ReviewInstanceID: 2, local.ReviewB.ReviewInstanceID: 1}
-	if len(closed) != 2 || closed[local.ReviewA.ReviewInstanceID] != 2 || closed[local.ReviewB.ReviewInstanceID] != 1 {
+	want := map[string]int{local.ReviewA.ReviewInstanceID: 2, local.ReviewB.ReviewInstanceID: 1, local.DiscoveryInstance: 1}
+	if len(closed) != 3 || closed[local.ReviewA.ReviewInstanceID] != 2 || closed[local.ReviewB.ReviewInstanceID] != 1 || closed[local.DiscoveryInstance] != 1 {
 		t.Errorf("closed sessions (instance -> files) %v, want %v", closed, want)
+	}
+	// Discovery: the standing file is ready, one resource served from it
+	// and closed, the other recorded without data.
+	if len(sum.Standing) != 1 || sum.Standing[0].Status != review.Ready {
+		t.Errorf("standing reports: %+v", sum.Standing)
+	}
+	if c, n := sum.ReviewsWith(ledger.ReviewComplete), sum.ReviewsWith(ledger.ReviewNoData); len(c) != 1 || len(n) != 1 ||
+		len(c[0].Files) != 1 || c[0].Files[0].Status != "uploaded" || n[0].ResourceID != local.NoDataResource {
+		t.Errorf("review records: %+v", sum.Reviews)
+	}
+	for _, line := range []string{"Review records (DiscoverFunction's work):", "no-data", "complete, session"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("the summary lacks %q", line)
+		}
 	}
 	reasons := map[string]string{}
 	for _, rec := range sum.Ledger {
 		reasons[rec.Target.ReviewInstanceID] = rec.CloseReason
+	}
+	if reasons[local.DiscoveryInstance] != review.ReasonManifestComplete {
+		t.Errorf("discovery's session closed by %q, want at once when its files are in", reasons[local.DiscoveryInstance])
 	}
 	if reasons[local.ReviewA.ReviewInstanceID] != review.ReasonManifestComplete || reasons[local.ReviewB.ReviewInstanceID] != review.ReasonQuietPeriod {
 		t.Errorf("close reasons %v, want review A by its manifest and review B after its quiet period", reasons)

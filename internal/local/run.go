@@ -70,6 +70,23 @@ type Summary struct {
 	Ledger map[string]*ledger.Session
 	// FunctionErrors lists the invocations that returned an error.
 	FunctionErrors []string
+	// Standing are the reports of the standing files dropped.
+	Standing []review.Report
+	// Reviews are the review records discovery wrote.
+	Reviews []ledger.Review
+	// Discover is the discovery run's JSON summary.
+	Discover json.RawMessage
+}
+
+// ReviewsWith returns the review records of status.
+func (s Summary) ReviewsWith(status ledger.ReviewStatus) []ledger.Review {
+	var out []ledger.Review
+	for _, r := range s.Reviews {
+		if r.Status == status {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Closed returns the sessions Graph holds as complete.
@@ -104,6 +121,12 @@ func (s Summary) Check() error {
 	}
 	if len(s.Rejected()) == 0 {
 		problems = append(problems, "no file was rejected with a reason")
+	}
+	if len(s.ReviewsWith(ledger.ReviewComplete)) == 0 {
+		problems = append(problems, "discovery served no review from standing data")
+	}
+	if len(s.ReviewsWith(ledger.ReviewNoData)) == 0 {
+		problems = append(problems, "discovery recorded no review without data")
 	}
 	if len(s.FunctionErrors) > 0 {
 		problems = append(problems, fmt.Sprintf("%d invocation(s) returned an error", len(s.FunctionErrors)))
@@ -229,12 +252,17 @@ func RunWith(ctx context.Context, opts Options, out io.Writer) (Summary, error) 
 	}
 	sum.Finalize = res.Payload
 
+	if err := e.discovery(ctx, out, scheduled, &sum); err != nil {
+		return sum, err
+	}
+
 	sum.Sessions = e.Emu.Sessions()
 	if sum.Reports, err = e.Reports(ctx); err != nil {
 		return sum, err
 	}
 	sum.Ledger = e.ledgerRecords(ctx, sum.Sessions)
 	e.printSummary(out, sum, res)
+	printDiscovery(out, sum)
 	err = sum.Check()
 	if err != nil {
 		if logs := e.FunctionLogs(); logs != "" {
@@ -426,4 +454,110 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// The catalog review that discovery serves in Run: a review of the route's
+// catalog (ReviewA's when there are no routes), started a minute ago, over
+// two custom data provided resources, the route's with standing data and
+// NoDataResource without.
+const (
+	DiscoveryDefinition = "d15c0000-0000-4000-8000-00000000000d"
+	DiscoveryInstance   = "d15c0000-0000-4000-8000-0000000000a1"
+	NoDataResource      = "d15c0000-0000-4000-8000-0000000000b2"
+)
+
+// discovery starts a catalog review in the emulator, drops standing data
+// for one of its resources (ingest validates it), and invokes the discover
+// function once.
+func (e *Env) discovery(ctx context.Context, out io.Writer, scheduled []byte, sum *Summary) error {
+	if e.Discover == nil {
+		return nil
+	}
+	catalog, resource, source := ReviewA.CatalogID, ReviewA.ResourceID, "Badge system"
+	for _, r := range e.Settings.Routes {
+		catalog, resource, source = r.CatalogID, r.ResourceID, r.Source
+		break
+	}
+	e.Emu.AddDefinition(graphemu.ReviewDefinition{ID: DiscoveryDefinition, DisplayName: "Quarterly catalog review", CatalogIDs: []string{catalog}})
+	e.Emu.AddInstance(graphemu.ReviewInstance{ID: DiscoveryInstance, DefinitionID: DiscoveryDefinition, Start: e.Emu.Now().Add(-time.Minute)})
+	e.Emu.AddResource(catalog, graphemu.CatalogResource{ID: resource, DisplayName: source})
+	e.Emu.AddResource(catalog, graphemu.CatalogResource{ID: NoDataResource, DisplayName: "Legacy payroll"})
+	fmt.Fprintf(out, "started review instance %s (catalog %s) in the Graph emulator: resources %q and \"Legacy payroll\"\n", DiscoveryInstance, catalog, source)
+
+	body, err := os.ReadFile(filepath.Join(e.Root, "events", "data", "badge-access.csv"))
+	if err != nil {
+		return fmt.Errorf("sample: %w", err)
+	}
+	key := e.Settings.StandingPrefix + catalog + "/" + resource + "/badge-access.csv"
+	obj, err := e.Put(ctx, DropBucket, key, body)
+	if err != nil {
+		return err
+	}
+	ictx, cancel := context.WithTimeout(ctx, runInvokeTimeout)
+	res, err := e.Invoke(ictx, "ingest", PutEvent(obj))
+	cancel()
+	if err != nil {
+		return err
+	}
+	if res.FunctionError {
+		sum.FunctionErrors = append(sum.FunctionErrors, fmt.Sprintf("%s %s: %s: %s", IngestFunction, key, res.ErrorType, res.ErrorMessage))
+	}
+	if r, err := e.Report(ctx, key); err == nil {
+		sum.Standing = append(sum.Standing, *r)
+		fmt.Fprintf(out, "  standing %-18s %5d bytes → %s\n", path.Base(key), obj.Size, r.Status)
+	}
+
+	fmt.Fprintf(out, "invoking %s with events/%s…\n", DiscoverFunction, scheduledEvent)
+	dctx, cancel := context.WithTimeout(ctx, runInvokeTimeout)
+	res, err = e.Invoke(dctx, "discover", scheduled)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if res.FunctionError {
+		sum.FunctionErrors = append(sum.FunctionErrors, fmt.Sprintf("%s: %s: %s", DiscoverFunction, res.ErrorType, res.ErrorMessage))
+	}
+	sum.Discover = res.Payload
+	led := ledger.New(&blob.S3{Client: e.S3Client, Bucket: StateBucket}, e.Settings.StatePrefix)
+	for _, r := range []string{resource, NoDataResource} {
+		if rv, err := led.Review(ctx, DiscoveryInstance, r); err == nil {
+			sum.Reviews = append(sum.Reviews, *rv)
+		}
+	}
+	return nil
+}
+
+// printDiscovery prints the standing reports, the review records and the
+// files of the sessions discovery made.
+func printDiscovery(out io.Writer, sum Summary) {
+	if len(sum.Reviews) == 0 && len(sum.Standing) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nStanding data (reports):\n")
+	for _, r := range sum.Standing {
+		fmt.Fprintf(out, "  %s: %s, %d rows, version %s\n", r.Key, r.Status, r.Rows, r.VersionID)
+	}
+	fmt.Fprintf(out, "\nReview records (%s's work):\n", DiscoverFunction)
+	for _, rv := range sum.Reviews {
+		fmt.Fprintf(out, "  review %q, resource %q: %s", rv.ReviewName, rv.ResourceName, rv.Status)
+		if rv.SessionID != "" {
+			fmt.Fprintf(out, ", session %s", rv.SessionID)
+		}
+		fmt.Fprintf(out, ", window ends %s\n", rv.WindowEnds.Format(time.RFC3339))
+		for _, f := range rv.Files {
+			fmt.Fprintf(out, "    %s (version %s): %s, %d bytes, %d rows\n", f.Key, f.VersionID, f.Status, f.Bytes, f.Rows)
+		}
+		if rv.Message != "" {
+			fmt.Fprintf(out, "    %s\n", rv.Message)
+		}
+		for _, g := range sum.Sessions {
+			if g.ID == rv.SessionID && rv.SessionID != "" {
+				names := make([]string, 0, len(g.Files))
+				for _, f := range g.Files {
+					names = append(names, f.Name)
+				}
+				fmt.Fprintf(out, "    Graph session %s: %s, files %s\n", g.ID, g.Status, strings.Join(names, ", "))
+			}
+		}
+	}
 }

@@ -8,7 +8,7 @@ import (
 
 // Queues are the SQS queues of template.yaml, by logical id, whose depth
 // the dashboard shows: events and runs that need a person.
-var Queues = []string{"FailureQueue", "FinalizeDeadLetterQueue"}
+var Queues = []string{"FailureQueue", "FinalizeDeadLetterQueue", "DiscoverDeadLetterQueue"}
 
 // DashboardPeriod is the period, in seconds, of every dashboard graph: the
 // finalizer's schedule, so that each of its runs is one point.
@@ -39,6 +39,8 @@ var panels = []panel{
 	{title: "Bytes and rows uploaded", stat: "Sum", names: []Metric{BytesUploaded, RowsUploaded}, right: []Metric{RowsUploaded}},
 	{title: "Upload duration (ms): p50, p90, p99", stat: "p50", names: []Metric{UploadDuration}, stats: []string{"p50", "p90", "p99"}},
 	{title: "Sessions closed and expired", stat: "Sum", names: []Metric{SessionsClosed, SessionsExpired}},
+	{title: "Reviews discovered, served, without data, failed", stat: "Sum", names: []Metric{ReviewsDiscovered, ReviewsServed, ReviewsWithoutData, ReviewsFailed}},
+	{title: "Standing files: ready and rejected on drop, sent to reviews", stat: "Sum", names: []Metric{StandingReady, StandingRejected, StandingFilesSent}},
 	{title: "Graph retries", stat: "Sum", names: []Metric{GraphRetries}},
 	{title: "Queue depths (messages waiting)", stat: "Maximum", aws: &awsMetric{"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", true}},
 	{title: "Function errors", stat: "Sum", aws: &awsMetric{"AWS/Lambda", "Errors", "FunctionName", false}},

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/discover"
 	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/metrics"
 	"github.com/byodrop/byodrop/internal/review"
@@ -56,6 +57,13 @@ func TestWrittenIsWhatTheFunctionsRecord(t *testing.T) {
 			r.SessionEnded(finalize.Outcome{Action: finalize.Closed, Files: 2})
 			r.SessionEnded(finalize.Outcome{Action: finalize.MarkExpired, Files: 2})
 			r.GraphRetry()
+			// Standing files validated on drop.
+			r.Standing(review.Ready)
+			r.Standing(review.Rejected)
+		}},
+		{metrics.DiscoverFunction, func(r *metrics.Recorder) {
+			r.Discovered(discover.Summary{})
+			r.GraphRetry()
 		}},
 		{metrics.FinalizeFunction, func(r *metrics.Recorder) {
 			r.Finalized(finalize.Summary{
@@ -73,7 +81,7 @@ func TestWrittenIsWhatTheFunctionsRecord(t *testing.T) {
 			}
 		})
 	}
-	if got := metrics.Functions(); !slices.Equal(got, []string{metrics.FinalizeFunction, metrics.IngestFunction}) {
+	if got := metrics.Functions(); !slices.Equal(got, []string{metrics.DiscoverFunction, metrics.FinalizeFunction, metrics.IngestFunction}) {
 		t.Errorf("functions %v: a new function needs its row in this test", got)
 	}
 }

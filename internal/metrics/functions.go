@@ -10,6 +10,7 @@ import (
 const (
 	IngestFunction   = "IngestFunction"
 	FinalizeFunction = "FinalizeFunction"
+	DiscoverFunction = "DiscoverFunction"
 )
 
 // Written lists, per function, every metric the function can write, in the
@@ -24,9 +25,13 @@ var Written = map[string][]Metric{
 		FilesUploaded, FilesRejected, FilesDuplicate, FilesLate, FilesFailed, FilesExpired,
 		BytesUploaded, RowsUploaded, UploadDuration,
 		SessionsClosed, SessionsExpired, GraphRetries,
+		StandingReady, StandingRejected,
 	},
 	FinalizeFunction: {
 		FilesExpired, SessionsClosed, SessionsExpired, GraphRetries,
+	},
+	DiscoverFunction: {
+		ReviewsDiscovered, ReviewsServed, ReviewsWithoutData, ReviewsFailed, StandingFilesSent, GraphRetries,
 	},
 }
 

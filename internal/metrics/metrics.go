@@ -20,7 +20,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/discover"
 	"github.com/byodrop/byodrop/internal/finalize"
+	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/review"
 )
 
@@ -62,6 +64,14 @@ var (
 	SessionsClosed  = Metric{"SessionsClosed", Count}
 	SessionsExpired = Metric{"SessionsExpired", Count}
 	GraphRetries    = Metric{"GraphRetries", Count}
+	// Standing data and discovery.
+	StandingReady      = Metric{"StandingFilesReady", Count}
+	StandingRejected   = Metric{"StandingFilesRejected", Count}
+	ReviewsDiscovered  = Metric{"ReviewsDiscovered", Count}
+	ReviewsServed      = Metric{"ReviewsServed", Count}
+	ReviewsWithoutData = Metric{"ReviewsWithoutData", Count}
+	ReviewsFailed      = Metric{"ReviewsFailed", Count}
+	StandingFilesSent  = Metric{"StandingFilesSent", Count}
 )
 
 // CloudWatch's limits for one EMF document.
@@ -185,6 +195,37 @@ func (r *Recorder) Finalized(s finalize.Summary) {
 	for _, o := range s.Expired {
 		r.SessionEnded(o)
 	}
+}
+
+// Standing records one standing file validated on drop (ingest.Metrics):
+// both counters, 0 but for its outcome.
+func (r *Recorder) Standing(status review.Status) {
+	r.Add(StandingReady, 0)
+	r.Add(StandingRejected, 0)
+	switch status {
+	case review.Ready:
+		r.Add(StandingReady, 1)
+	case review.Rejected:
+		r.Add(StandingRejected, 1)
+	}
+}
+
+// Discovered records one discovery run (discover.Metrics): the instances
+// in Initializing, the pairs closed complete, the pairs first found
+// without standing data, the pairs that failed, and the files sent; zeros
+// included, so an alarm on ReviewsWithoutData sees every run.
+func (r *Recorder) Discovered(s discover.Summary) {
+	served := 0
+	for _, p := range s.Pairs {
+		if p.Status == ledger.ReviewComplete && p.Uploaded > 0 {
+			served++
+		}
+	}
+	r.Add(ReviewsDiscovered, float64(s.Instances))
+	r.Add(ReviewsServed, float64(served))
+	r.Add(ReviewsWithoutData, float64(s.NoData))
+	r.Add(ReviewsFailed, float64(len(s.Errors)))
+	r.Add(StandingFilesSent, float64(s.Uploaded))
 }
 
 // GraphRetry records one retried Graph call (graph.Config.OnRetry).

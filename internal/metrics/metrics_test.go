@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/discover"
 	"github.com/byodrop/byodrop/internal/finalize"
 	"github.com/byodrop/byodrop/internal/ingest"
+	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/metrics"
 	"github.com/byodrop/byodrop/internal/review"
 )
@@ -513,5 +515,56 @@ func TestNilRecorderRecordsNothing(t *testing.T) {
 	r.GraphRetry()
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The Recorder is what the discover function calls.
+var _ discover.Metrics = (*metrics.Recorder)(nil)
+
+func TestDiscoveryRunsAndStandingDropsAreCounted(t *testing.T) {
+	var buf bytes.Buffer
+	r := newRecorder(&buf)
+	r.Standing(review.Ready)
+	r.Standing(review.Rejected)
+	r.Standing(review.Ready)
+	r.Discovered(discover.Summary{
+		Instances: 3, NoData: 1, Uploaded: 4,
+		Pairs: []discover.Pair{
+			{Status: ledger.ReviewComplete, Uploaded: 4},
+			{Status: ledger.ReviewComplete}, // closed by an earlier run
+			{Status: ledger.ReviewNoData},
+			{Status: ledger.ReviewFailed},
+		},
+		Errors: []discover.PairFailure{{Item: "x", Error: "y"}},
+	})
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	docs := decode(t, buf.String())
+	if len(docs) != 1 {
+		t.Fatalf("%d documents", len(docs))
+	}
+	for name, want := range map[string]float64{
+		"StandingFilesReady": 2, "StandingFilesRejected": 1, "ReviewsDiscovered": 3, "ReviewsServed": 1,
+		"ReviewsWithoutData": 1, "ReviewsFailed": 1, "StandingFilesSent": 4,
+	} {
+		var got float64
+		if err := json.Unmarshal(docs[0].Members[name], &got); err != nil {
+			t.Errorf("%s: %s: %v", name, docs[0].Members[name], err)
+			continue
+		}
+		if got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+
+	// A run with nothing to do still says 0, so an alarm sees every run.
+	buf.Reset()
+	r.Discovered(discover.Summary{})
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if d := decode(t, buf.String()); len(d) != 1 || string(d[0].Members["ReviewsWithoutData"]) != "0" {
+		t.Fatalf("an idle run: %s", buf.String())
 	}
 }

@@ -298,10 +298,11 @@ func runGraphCase(t *testing.T, table *matrixTable, op string, f graphFault, per
 }
 
 // faultedOp is the operation whose answers show the fault: an expired
-// cached token shows on the first Graph request, create.
+// cached token shows on the first Graph request, the review instance
+// check that comes before the create.
 func faultedOp(op string, f graphFault, persistent bool) string {
 	if op == "token" && f.expire && !persistent {
-		return "create"
+		return "get-instance"
 	}
 	return op
 }

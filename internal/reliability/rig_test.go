@@ -116,6 +116,13 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 	}
 	h := *w.Ingest
 	h.Graph, h.S3, h.PrecheckBytes = r.graph, s3c, opts.PrecheckBytes
+	// The instance check reads through the rig's client too, as in
+	// production, so that every request is counted and faulted alike.
+	rv, err := r.graph.Reviews(w.Settings.ReviewsAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Reviews = rv
 	r.handler = &h
 	return r
 }
