@@ -550,6 +550,11 @@ func TestTheReviewRecordFollowsASessionTheFinalizerEnds(t *testing.T) {
 		if rv.Status != ledger.ReviewExpired || rv.Files[0].Status != "expired" || !strings.Contains(rv.Message, "did not process") {
 			t.Fatalf("record after the session expired: %+v", rv)
 		}
+		// The standing file's own report is about its version, not this
+		// review: it stays ready for the next one.
+		if rep := s.Report(s.standingKey(s.withData, "access.csv")); rep.Status != review.Ready {
+			t.Fatalf("standing report after the review's session expired: %q, want ready", rep.Status)
+		}
 	})
 }
 

@@ -418,7 +418,7 @@ func (r *run) upload(ctx context.Context, sessions *lifecycle.Sessions, t review
 
 // commit records the uploaded version in the session.
 func (r *run) commit(ctx context.Context, sessions *lifecycle.Sessions, t review.Target, c standing.Choice, rows int64) (review.Status, *ledger.Session, error) {
-	f := ledger.File{Name: c.File, Key: c.Key, VersionID: c.VersionID, ETag: c.ETag, Size: c.Bytes, Rows: rows, UploadedAt: r.now().UTC()}
+	f := ledger.File{Name: c.File, Key: c.Key, VersionID: c.VersionID, ETag: c.ETag, Size: c.Bytes, Rows: rows, UploadedAt: r.now().UTC(), Standing: true}
 	rec, err := sessions.RecordFile(ctx, t, f, nil)
 	if err != nil {
 		return review.Failed, nil, fmt.Errorf("recording the upload in the ledger: %w", err)

@@ -48,6 +48,10 @@ type File struct {
 	Size       int64     `json:"size"`
 	Rows       int64     `json:"rows"`
 	UploadedAt time.Time `json:"uploadedAt"`
+	// Standing: a standing-data version sent by discovery. Its report is
+	// about the version (ready or rejected), not about one review: the
+	// review record says what became of it in this session.
+	Standing bool `json:"standing,omitempty"`
 }
 
 // Manifest is a review's manifest.json: the files that make it complete.

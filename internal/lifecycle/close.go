@@ -327,6 +327,9 @@ func (s *Sessions) finish(ctx context.Context, rec *ledger.Session) error {
 	}
 	if rec.State == ledger.Expired && !rec.ReportsWritten {
 		for _, f := range rec.Files {
+			if f.Standing {
+				continue
+			}
 			if err := s.markReportExpired(ctx, rec, f); err != nil {
 				return err
 			}
