@@ -33,7 +33,7 @@ func TestLifecyclesDocMatchesTheCode(t *testing.T) {
 		named[pkg+"."+m[2]] = true
 	}
 	defined := map[string]bool{}
-	for _, pkg := range []string{"reliability", "finalize", "ingest", "claim"} {
+	for _, pkg := range []string{"reliability", "finalize", "ingest", "claim", "discover"} {
 		files, _ := filepath.Glob(filepath.Join(root, "internal", pkg, "*_test.go"))
 		for _, f := range files {
 			src, err := os.ReadFile(f)
