@@ -379,27 +379,13 @@ func shortOutcome(r review.Report) string {
 	s := string(r.Status)
 	switch {
 	case len(r.Errors) > 0:
-		s += ": " + describeError(r.Errors[0])
+		s += ": " + r.Errors[0].Error()
 	case r.Status == review.Uploaded && strings.HasSuffix(r.Key, "/"+manifestName):
 		s += fmt.Sprintf(" (manifest of %d files)", r.Rows)
 	case r.Status == review.Uploaded:
 		s += fmt.Sprintf(" (%d rows)", r.Rows)
 	}
 	return s
-}
-
-func describeError(fe review.FieldError) string {
-	var where []string
-	if fe.Line > 0 {
-		where = append(where, fmt.Sprintf("line %d", fe.Line))
-	}
-	if fe.Column != "" {
-		where = append(where, "column "+fe.Column)
-	}
-	if len(where) == 0 {
-		return fe.Message
-	}
-	return strings.Join(where, ", ") + ": " + fe.Message
 }
 
 func (e *Env) printSummary(out io.Writer, sum Summary, fin testenv.InvokeResult) {
@@ -444,7 +430,7 @@ func printReport(out io.Writer, indent string, r review.Report) {
 	}
 	fmt.Fprintln(out)
 	for _, fe := range r.Errors {
-		fmt.Fprintf(out, "%s  %s\n", indent, describeError(fe))
+		fmt.Fprintf(out, "%s  %s\n", indent, fe.Error())
 	}
 }
 

@@ -108,6 +108,8 @@ func (e FieldError) Error() string {
 		return fmt.Sprintf("line %d, column %s: %s", e.Line, e.Column, e.Message)
 	case e.Line > 0:
 		return fmt.Sprintf("line %d: %s", e.Line, e.Message)
+	case e.Column != "":
+		return fmt.Sprintf("column %s: %s", e.Column, e.Message)
 	default:
 		return e.Message
 	}

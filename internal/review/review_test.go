@@ -64,3 +64,19 @@ func TestKindOfFollowsTheChain(t *testing.T) {
 		t.Errorf("Errorf keeps the cause reachable and the message whole: %v", err)
 	}
 }
+
+func TestFieldErrorSaysWhereFirst(t *testing.T) {
+	for _, tt := range []struct {
+		fe   FieldError
+		want string
+	}{
+		{FieldError{Line: 7, Column: "PrincipalId", Message: `not a GUID: "bob"`}, `line 7, column PrincipalId: not a GUID: "bob"`},
+		{FieldError{Line: 3, Message: "an unclosed quote"}, "line 3: an unclosed quote"},
+		{FieldError{Column: "PermissionId", Message: "missing from the header"}, "column PermissionId: missing from the header"},
+		{FieldError{Message: "the file is empty"}, "the file is empty"},
+	} {
+		if got := tt.fe.Error(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.fe, got, tt.want)
+		}
+	}
+}

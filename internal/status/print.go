@@ -69,7 +69,7 @@ func WriteText(w io.Writer, st *Status) error {
 	for _, f := range st.Problems {
 		p.f("  %-8s %s  %s\n", f.Status, p.when(f.At), f.Key)
 		if f.Error.Message != "" {
-			p.f("    %s\n", describe(f.Error))
+			p.f("    %s\n", f.Error.Error())
 		}
 	}
 
@@ -142,18 +142,4 @@ func counts(m map[review.Status]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func describe(fe review.FieldError) string {
-	var where []string
-	if fe.Line > 0 {
-		where = append(where, fmt.Sprintf("line %d", fe.Line))
-	}
-	if fe.Column != "" {
-		where = append(where, "column "+fe.Column)
-	}
-	if len(where) == 0 {
-		return fe.Message
-	}
-	return strings.Join(where, ", ") + ": " + fe.Message
 }
