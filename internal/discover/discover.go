@@ -42,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/deadline"
 	"github.com/byodrop/byodrop/internal/graph"
 	"github.com/byodrop/byodrop/internal/ledger"
 	"github.com/byodrop/byodrop/internal/lifecycle"
@@ -338,18 +339,7 @@ func (r *run) definitionOf(ctx context.Context, inst *graph.Instance) (*graph.De
 
 // stopAt is when the run stops starting pairs.
 func (r *Runner) stopAt(ctx context.Context) time.Time {
-	margin := r.Margin
-	if margin <= 0 {
-		margin = 30 * time.Second
-	}
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return r.now().Add(15 * time.Minute)
-	}
-	if budget := dl.Sub(r.now()); margin > budget/4 && r.Margin <= 0 {
-		margin = budget / 4
-	}
-	return dl.Add(-margin)
+	return deadline.Margin{Fixed: r.Margin, Default: 30 * time.Second, Share: 4}.StopAt(ctx, r.now())
 }
 
 func (r *Runner) parallel() int {

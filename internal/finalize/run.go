@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/byodrop/byodrop/internal/deadline"
 	"github.com/byodrop/byodrop/internal/ledger"
 )
 
@@ -170,18 +171,7 @@ func (c *Closer) workers() int {
 
 // stopAt is when the run stops starting checks.
 func (c *Closer) stopAt(ctx context.Context) time.Time {
-	margin := c.Margin
-	if margin <= 0 {
-		margin = 10 * time.Second
-	}
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return time.Now().Add(15 * time.Minute)
-	}
-	if budget := time.Until(dl); margin > budget/4 && c.Margin <= 0 {
-		margin = budget / 4
-	}
-	return dl.Add(-margin)
+	return deadline.Margin{Fixed: c.Margin, Default: 10 * time.Second, Share: 4}.StopAt(ctx, time.Now())
 }
 
 // Input accepts whatever the schedule sends: {}, an EventBridge Scheduled

@@ -14,6 +14,7 @@ import (
 	"github.com/byodrop/byodrop/internal/blob"
 	"github.com/byodrop/byodrop/internal/claim"
 	"github.com/byodrop/byodrop/internal/csvcheck"
+	"github.com/byodrop/byodrop/internal/deadline"
 	"github.com/byodrop/byodrop/internal/graph"
 	"github.com/byodrop/byodrop/internal/lease"
 	"github.com/byodrop/byodrop/internal/ledger"
@@ -26,9 +27,6 @@ const (
 	// defaultPrecheckBytes is twice csvcheck's longest record, so that an
 	// over-long first record is refused before anything reaches Graph.
 	defaultPrecheckBytes = 2 * csvcheck.MaxRecordBytes
-	// noDeadline is the budget of an invocation whose context has none
-	// (tests, tools): Lambda's own maximum.
-	noDeadline = 15 * time.Minute
 )
 
 // claimPoll is how often an invocation that meets another's claim looks
@@ -40,18 +38,8 @@ const claimPoll = time.Second
 // another invocation holds is waited for, and never ends this invocation
 // as a success unless its holder finished.
 func (h *Handler) handleCSV(ctx context.Context, o *object) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = h.now().Add(noDeadline)
-	}
-	margin := h.Margin
-	if margin <= 0 {
-		margin = defaultMargin
-	}
-	if budget := deadline.Sub(h.now()); margin > budget/10 && h.Margin <= 0 {
-		margin = budget / 10
-	}
-	work, cancel := context.WithDeadline(ctx, deadline.Add(-margin))
+	stop := deadline.Margin{Fixed: h.Margin, Default: defaultMargin, Share: 10}.StopAt(ctx, h.now())
+	work, cancel := context.WithDeadline(ctx, stop)
 	defer cancel()
 
 	claims := h.claims(o)
