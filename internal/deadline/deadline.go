@@ -5,6 +5,7 @@ package deadline
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -37,4 +38,31 @@ func (m Margin) StopAt(ctx context.Context, now time.Time) time.Time {
 		margin = budget / time.Duration(m.Share)
 	}
 	return dl.Add(-margin)
+}
+
+// Run hands items, in order, to workers goroutines running work, and
+// starts none once ctx is done or now() is no longer before stopAt. It
+// waits for the work started and returns the items it did not start, for
+// the next run. work must be safe for concurrent use.
+func Run[T any](ctx context.Context, items []T, workers int, stopAt time.Time, now func() time.Time, work func(T)) []T {
+	queue := make(chan T)
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for it := range queue {
+				work(it)
+			}
+		})
+	}
+	var left []T
+	for i, it := range items {
+		if ctx.Err() != nil || !now().Before(stopAt) {
+			left = items[i:]
+			break
+		}
+		queue <- it
+	}
+	close(queue)
+	wg.Wait()
+	return left
 }

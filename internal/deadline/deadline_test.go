@@ -2,6 +2,8 @@ package deadline_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,5 +31,35 @@ func TestStopAt(t *testing.T) {
 		if got := tt.m.StopAt(tt.ctx, now).Sub(now); got != tt.want {
 			t.Errorf("%s: stops %s after now, want %s", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestRunStartsNothingPastItsStopAndReturnsWhatIsLeft(t *testing.T) {
+	start := time.Now()
+	clock := start
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	var done, running, most atomic.Int32
+	left := deadline.Run(context.Background(), []int{1, 2, 3, 4, 5, 6}, 2, start.Add(3*time.Second), now, func(i int) {
+		if n := running.Add(1); n > most.Load() {
+			most.Store(n)
+		}
+		time.Sleep(10 * time.Millisecond)
+		mu.Lock()
+		clock = clock.Add(time.Second) // each item takes a second of the clock
+		mu.Unlock()
+		running.Add(-1)
+		done.Add(1)
+	})
+	if most.Load() > 2 {
+		t.Errorf("%d items ran at once, want at most 2", most.Load())
+	}
+	if int(done.Load())+len(left) != 6 || len(left) == 0 || left[len(left)-1] != 6 {
+		t.Errorf("%d done, left %v; want every item either done or left, the last ones left", done.Load(), left)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if left := deadline.Run(ctx, []int{1, 2}, 2, start.Add(time.Hour), time.Now, func(int) { t.Error("work started on a done context") }); len(left) != 2 {
+		t.Errorf("left %v on a done context, want both", left)
 	}
 }

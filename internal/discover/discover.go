@@ -354,40 +354,23 @@ func (r *run) serveAll(ctx context.Context, s *Summary, pairs []pairWork) []erro
 	var (
 		mu   sync.Mutex
 		errs []error
-		wg   sync.WaitGroup
 	)
-	stopAt := r.stopAt(ctx)
-	queue := make(chan pairWork)
-	for range r.parallel() {
-		wg.Go(func() {
-			for p := range queue {
-				out, err := r.serve(ctx, p)
-				mu.Lock()
-				s.Pairs = append(s.Pairs, out)
-				s.Uploaded += out.Uploaded
-				if out.FirstNoData {
-					s.NoData++
-				}
-				if err != nil {
-					errs = append(errs, r.fail(s, p.name(), err))
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for i, p := range pairs {
-		if ctx.Err() != nil || !r.now().Before(stopAt) {
-			mu.Lock()
-			for _, left := range pairs[i:] {
-				s.Deferred = append(s.Deferred, left.name())
-			}
-			mu.Unlock()
-			break
+	left := deadline.Run(ctx, pairs, r.parallel(), r.stopAt(ctx), r.now, func(p pairWork) {
+		out, err := r.serve(ctx, p)
+		mu.Lock()
+		defer mu.Unlock()
+		s.Pairs = append(s.Pairs, out)
+		s.Uploaded += out.Uploaded
+		if out.FirstNoData {
+			s.NoData++
 		}
-		queue <- p
+		if err != nil {
+			errs = append(errs, r.fail(s, p.name(), err))
+		}
+	})
+	for _, p := range left {
+		s.Deferred = append(s.Deferred, p.name())
 	}
-	close(queue)
-	wg.Wait()
 	if len(s.Deferred) > 0 {
 		r.log().Warn("discovery run reached its deadline; pairs left for the next run", "deferred", len(s.Deferred))
 	}

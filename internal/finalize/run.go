@@ -59,44 +59,30 @@ func (c *Closer) Run(ctx context.Context) (Summary, error) {
 	var (
 		mu   sync.Mutex
 		errs []error
-		wg   sync.WaitGroup
 	)
 	sessions := c.sessions()
-	queue := make(chan read)
-	for range c.workers() {
-		wg.Go(func() {
-			for r := range queue {
-				out, err := c.checkOne(ctx, r, sessions)
-				mu.Lock()
-				s.Checked++
-				switch {
-				case err != nil:
-					errs = append(errs, fmt.Errorf("session %s: %w", r.key, err))
-					s.Errors = append(s.Errors, SessionFailure{Session: r.key, Error: err.Error()})
-				case out.Action == Closed:
-					s.Closed = append(s.Closed, out)
-				case out.Action == MarkExpired:
-					s.Expired = append(s.Expired, out)
-				case out.Action == Skipped:
-					s.Skipped = append(s.Skipped, out)
-				default:
-					s.Open = append(s.Open, out)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for i, r := range recs {
-		if ctx.Err() != nil || !time.Now().Before(stopAt) {
-			for _, left := range recs[i:] {
-				s.Deferred = append(s.Deferred, left.key)
-			}
-			break
+	left := deadline.Run(ctx, recs, c.workers(), stopAt, time.Now, func(r read) {
+		out, err := c.checkOne(ctx, r, sessions)
+		mu.Lock()
+		defer mu.Unlock()
+		s.Checked++
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("session %s: %w", r.key, err))
+			s.Errors = append(s.Errors, SessionFailure{Session: r.key, Error: err.Error()})
+		case out.Action == Closed:
+			s.Closed = append(s.Closed, out)
+		case out.Action == MarkExpired:
+			s.Expired = append(s.Expired, out)
+		case out.Action == Skipped:
+			s.Skipped = append(s.Skipped, out)
+		default:
+			s.Open = append(s.Open, out)
 		}
-		queue <- r
+	})
+	for _, r := range left {
+		s.Deferred = append(s.Deferred, r.key)
 	}
-	close(queue)
-	wg.Wait()
 	if len(s.Deferred) > 0 {
 		c.log().Warn("finalizer run reached its deadline; sessions left for the next run", "deferred", len(s.Deferred))
 	}
