@@ -110,9 +110,12 @@ func StartS3(ctx context.Context, opts S3Options) (*S3Server, error) {
 			return nil, fmt.Errorf("start S3 server: %w", err)
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
+		// --keep-alive: S3 keeps a client's connections open between
+		// requests; without it the gateway closes every one, and each
+		// request would pay for a new connection as it never does in AWS.
 		cmd := exec.Command(bin,
 			"--access", opts.AccessKey, "--secret", opts.SecretKey,
-			"--region", opts.Region, "--port", addr, "--quiet",
+			"--region", opts.Region, "--port", addr, "--quiet", "--keep-alive",
 			"posix", "--versioning-dir", versions, root)
 		// The gateway also reads ROOT_ACCESS_KEY and VGW_* variables; a clean
 		// environment keeps a developer's shell from changing it.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http/httptrace"
 	"os"
 	"sort"
 	"strings"
@@ -302,5 +304,39 @@ func TestS3CloseStopsServerAndRemovesDir(t *testing.T) {
 	}
 	if _, err := s.Client().ListBuckets(context.Background(), &s3.ListBucketsInput{}); err == nil {
 		t.Error("server still answers after Close")
+	}
+}
+
+// TestS3KeepsConnectionsOpen: S3 keeps a client's connection open between
+// requests, refusals included. A gateway that closed each one would make
+// every request in the bench and the tests pay for a connection that no
+// request pays for in AWS.
+func TestS3KeepsConnectionsOpen(t *testing.T) {
+	s := testenv.SharedS3(t)
+	c := s.Client()
+	b := s.NewBucket(t, false)
+	var conns, reused int
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		conns++
+		if i.Reused {
+			reused++
+		}
+	}})
+	for i := range 5 {
+		key := aws.String(fmt.Sprintf("k%d", i))
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b), Key: key, Body: strings.NewReader("body")}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b), Key: key, Body: strings.NewReader("again"), IfNoneMatch: aws.String("*")})
+		wantStatus(t, err, 412, "PreconditionFailed")
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b), Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, out.Body)
+		out.Body.Close()
+	}
+	if conns != 15 || reused < conns-1 {
+		t.Fatalf("%d of %d requests reused a connection; want all but the first", reused, conns)
 	}
 }
