@@ -34,6 +34,12 @@ const (
 // streams to Graph.
 const uploadReadBytes = 1 << 20
 
+// readBytes is the read buffer for n bytes of an object: uploadReadBytes,
+// or less for a smaller object (one byte past its end reads its EOF).
+func readBytes(n int64) int {
+	return int(max(min(n+1, uploadReadBytes), 16))
+}
+
 // claimPoll is how often an invocation that meets another's claim looks
 // again whether it has finished or lapsed.
 const claimPoll = time.Second
@@ -169,7 +175,7 @@ func (h *Handler) ingestCSV(ctx context.Context, o *object, resumed bool) (revie
 			return nil, err
 		}
 		last = csvcheck.NewReader(body, o.parsed.File)
-		return readCloser{Reader: bufio.NewReaderSize(last, uploadReadBytes), Closer: body}, nil
+		return readCloser{Reader: bufio.NewReaderSize(last, readBytes(o.size)), Closer: body}, nil
 	}
 	started := h.now()
 	_, err = h.Graph.UploadFile(ctx, t, rec.SessionID, o.parsed.File, o.size, open)
@@ -350,7 +356,7 @@ func (h *Handler) precheck(ctx context.Context, o *object) (bool, error) {
 	v := csvcheck.NewReader(body, o.parsed.File)
 	// One byte past the limit tells a file of exactly limit bytes, whose
 	// end the validator has checked, from a longer one.
-	n, err := drain(io.LimitReader(v, limit+1), make([]byte, min(limit+1, uploadReadBytes)))
+	n, err := drain(io.LimitReader(v, limit+1), make([]byte, readBytes(min(size, limit))))
 	if err != nil {
 		return false, err
 	}

@@ -46,3 +46,19 @@ func TestDrainReportsTheReadError(t *testing.T) {
 type failing struct{ err error }
 
 func (f *failing) Read([]byte) (int, error) { return 0, f.err }
+
+func TestReadBytesFitsTheObject(t *testing.T) {
+	for _, c := range []struct {
+		size int64
+		want int
+	}{
+		{0, 16},
+		{256 << 10, 256<<10 + 1},
+		{uploadReadBytes - 1, uploadReadBytes},
+		{5 << 30, uploadReadBytes},
+	} {
+		if got := readBytes(c.size); got != c.want {
+			t.Errorf("readBytes(%d) = %d, want %d", c.size, got, c.want)
+		}
+	}
+}
