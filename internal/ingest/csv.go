@@ -30,12 +30,13 @@ const (
 	defaultPrecheckBytes = 2 * csvcheck.MaxRecordBytes
 )
 
-// uploadReadBytes is how much of the object one read asks S3 for while it
-// streams to Graph.
+// uploadReadBytes is the most of the object one read asks S3 for, in the
+// pre-check and while the object streams to Graph.
 const uploadReadBytes = 1 << 20
 
 // readBytes is the read buffer for n bytes of an object: uploadReadBytes,
-// or less for a smaller object (one byte past its end reads its EOF).
+// or less for a smaller object (one byte past its end reads its EOF), and
+// never under bufio's minimum of 16.
 func readBytes(n int64) int {
 	return int(max(min(n+1, uploadReadBytes), 16))
 }
