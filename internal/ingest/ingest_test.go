@@ -401,19 +401,10 @@ func TestBadRowPastThePrecheckAbortsTheUpload(t *testing.T) {
 	}
 	// The emulator journals a request when its handler ends, which for an
 	// aborted upload can be after the ingest has returned.
-	attempts := func() int {
-		n := 0
-		for _, j := range w.Emu.Journal() {
-			if j.Op == "upload" {
-				n++
-			}
-		}
-		return n
-	}
-	for end := time.Now().Add(5 * time.Second); attempts() == 0 && time.Now().Before(end); {
+	for end := time.Now().Add(5 * time.Second); w.Emu.Count("upload", 0) == 0 && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := attempts(); n != 1 {
+	if n := w.Emu.Count("upload", 0); n != 1 {
 		t.Errorf("upload attempts = %d, want 1: a bad row is never retried", n)
 	}
 }
