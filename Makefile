@@ -79,15 +79,25 @@ test: tools ## run every test, then a bounded fuzz run of each fuzz target
 	$(MAKE) --no-print-directory fuzz
 
 # Fuzz targets are found with `go test -list`; each runs for FUZZTIME (go
-# allows one -fuzz target per package per run).
+# allows one -fuzz target per package per run). Go's fuzz coordinator can
+# fail a target on its own -fuzztime deadline (go.dev/issue/75804): one
+# FAIL whose whole message is "context deadline exceeded", and no failing
+# input written. That run is counted as a pass, and says so; any other
+# failure fails.
 fuzz: ## run each Fuzz* target for FUZZTIME (default 10s)
 	@set -euo pipefail; \
 	targets=$$($(GO) test -list '^Fuzz' $(FUZZPKGS) | awk '/^Fuzz/ {names = names " " $$1; next} /^ok/ {if (names != "") print $$2 names; names = ""}'); \
 	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi; \
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
 	while read -r pkg names; do \
 		for name in $$names; do \
 			echo "==> fuzz $$pkg $$name for $(FUZZTIME)"; \
-			$(TEST_ENV) $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+			if $(TEST_ENV) $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" 2>&1 | tee "$$log"; then continue; fi; \
+			if grep -q 'Failing input written to' "$$log" || \
+				! awk '/^--- FAIL: / {fails++; getline; if ($$0 == "    context deadline exceeded") deadline++} END {exit !(fails == 1 && deadline == 1)}' "$$log"; then \
+				exit 1; \
+			fi; \
+			echo "==> fuzz $$name: only the fuzz coordinator's own deadline failed (go.dev/issue/75804), no failing input; counted as a pass"; \
 		done; \
 	done <<< "$$targets"
 
